@@ -1,1 +1,83 @@
-//! provision-axum
+//! axum and tower integration for [`provision`]: one request scope per
+//! request, released when the response body has been sent or dropped.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use provision::{Dep, Error, Provide, Registry, Request};
+//! use provision_axum::ProvisionLayer;
+//!
+//! struct Greeting(&'static str);
+//! impl Provide for Greeting {
+//!     type Lifetime = Request;
+//!     type Deps = ();
+//!     async fn build(_: ()) -> Result<Self, Error> { Ok(Greeting("hello")) }
+//! }
+//!
+//! async fn health() -> &'static str { "ok" }                   // builds nothing
+//! async fn hello(Dep(g): Dep<Greeting>) -> &'static str { g.0 } // builds one Greeting
+//!
+//! # async fn run() -> Result<(), Error> {
+//! let registry = Registry::builder().register::<Greeting>().build().await?;
+//! let app: Router = Router::new()
+//!     .route("/health", get(health))
+//!     .route("/hello", get(hello))
+//!     .layer(ProvisionLayer::new(registry.clone())); // outermost: add it last
+//! # Ok(()) }
+//! ```
+//!
+//! What the layer guarantees, per request:
+//!
+//! * A scope is opened when the request arrives and entered whenever the
+//!   request's futures (middleware, extractors, handler, response body) are
+//!   polled. Handlers and `from_fn` middleware share its services.
+//! * When the handler answers, acquired services are
+//!   [settled](provision::Provide::settle) before the answer is sent (a
+//!   transaction commits, or the answer becomes an error).
+//! * Everything acquired is released exactly once, newest first: after the
+//!   last byte of the body; when the body is dropped unfinished (the client
+//!   left); when the handler panics (the client gets a JSON 500); when the
+//!   request is dropped mid-handler; or at shutdown.
+//! * A request that acquired nothing costs no future allocation, no body
+//!   wrapper and no release work.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod future;
+mod layer;
+mod spawn;
+
+pub use body::ScopedBody;
+pub use future::ResponseFuture;
+pub use layer::{Provision, ProvisionLayer};
+pub use spawn::spawn;
+
+use provision::{Exit, Registry, RequestScope};
+
+/// Closes `scope` on a tokio task, for the paths that cannot await: a
+/// request future or body dropped before the end.
+pub(crate) fn close_in_background(scope: RequestScope, exit: Exit) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move { scope.close(exit).await });
+        }
+        Err(_) => {
+            // No runtime (the server's runtime is being torn down): the scope
+            // is dropped, which logs and counts what could not be released.
+            tracing::error!(
+                request = scope.id(),
+                "no tokio runtime to run release steps on; services of this request are dropped unreleased"
+            );
+        }
+    }
+}
+
+/// How a request that never finished ended: cut short by shutdown, or its
+/// client went away.
+pub(crate) fn interrupted(registry: &Registry) -> Exit {
+    if registry.is_shutting_down() {
+        Exit::Shutdown
+    } else {
+        Exit::Cancelled
+    }
+}

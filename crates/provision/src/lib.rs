@@ -1,1 +1,140 @@
-//! provision
+//! Services with lifetimes for HTTP handlers: built only for the handlers
+//! that ask, never shared between requests, always released.
+//!
+//! A handler says what it needs in its signature (`Dep<Db>`); provision
+//! builds it on first use inside that request, shares it with everything
+//! else in the same request, and releases it, asynchronously and exactly
+//! once, when the request ends, telling the release step how it ended. A
+//! health check that asks for nothing builds nothing.
+//!
+//! Three lifetimes ([`App`], [`Request`], [`Transient`]) are types, so the
+//! compiler refuses the two mistakes this crate exists to prevent:
+//!
+//! * asking for a service nothing provides (`Dep<T>` needs `T: Provide`), and
+//! * an app service depending on a request service, which would hand
+//!   request 1's database connection to request 2.
+//!
+//! ```
+//! use provision::{App, Dep, Error, Exit, Provide, Registry, Request};
+//! use http::StatusCode;
+//!
+//! struct Pool;                       // app: built once at startup
+//! impl Provide for Pool {
+//!     type Lifetime = App;
+//!     type Deps = ();
+//!     async fn build(_: ()) -> Result<Self, Error> { Ok(Pool) }
+//! }
+//!
+//! struct Conn { id: u32 }            // request: one per request, released at its end
+//! impl Provide for Conn {
+//!     type Lifetime = Request;
+//!     type Deps = (Pool,);
+//!     async fn build(_: (Dep<Pool>,)) -> Result<Self, Error> { Ok(Conn { id: 1 }) }
+//!     async fn release(self, exit: Exit) -> Result<(), Error> {
+//!         // Return to the pool, close, commit or roll back: `exit` says how the request ended.
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//! # block_on(async {
+//! let registry = Registry::builder().register::<Conn>().build().await?;
+//!
+//! // What an integration (provision-axum, provision-worker) does per request:
+//! let scope = registry.open_scope();
+//! let conn = scope.resolve::<Conn>().await?;
+//! assert_eq!(conn.id, 1);
+//! drop(conn);
+//! scope.close(Exit::Success(StatusCode::OK)).await;
+//!
+//! let probe = registry.probe();
+//! assert_eq!((probe.acquires::<Conn>(), probe.releases::<Conn>()), (1, 1));
+//! registry.shutdown().await;
+//! # Ok::<(), Error>(()) }).unwrap();
+//! ```
+//!
+//! The core has no async runtime dependency and compiles for
+//! `wasm32-unknown-unknown`. `provision-axum` runs it on a tokio server;
+//! `provision-worker` on Cloudflare Workers.
+//!
+//! # Features
+//!
+//! * `axum`: [`Dep`] and [`RequestScope`] become axum extractors.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod ambient;
+mod bound;
+mod build_once;
+mod catch_unwind;
+mod dep;
+mod error;
+mod exit;
+#[cfg(feature = "axum")]
+mod extract;
+mod graph;
+mod head;
+mod lifetime;
+mod probe;
+mod provide;
+mod registry;
+mod resolver;
+mod scope;
+mod service;
+mod store;
+
+pub use ambient::Scoped;
+pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
+pub use catch_unwind::{CatchUnwind, panic_message};
+pub use dep::{Dep, Deps};
+pub use error::Error;
+pub use exit::Exit;
+#[cfg(feature = "axum")]
+pub use extract::{Rejection, json_error};
+pub use graph::Graph;
+pub use head::RequestHead;
+pub use lifetime::{App, Lifetime, LifetimeKind, Request, ServesLifetime, Transient};
+pub use probe::{Observer, Probe, ServiceReport};
+pub use provide::{Handles, Provide};
+pub use registry::{Registry, RegistryBuilder};
+pub use resolver::Resolver;
+pub use scope::RequestScope;
+pub use service::ServiceInfo;
+
+/// A type's name without module paths: `Arc<Db>` for `alloc::sync::Arc<app::db::Db>`.
+///
+/// ```
+/// assert_eq!(provision::short_type_name::<Vec<std::string::String>>(), "Vec<String>");
+/// ```
+pub fn short_type_name<T: ?Sized>() -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    // Names are computed once per type and leaked: there are as many as
+    // service types, a few dozen in a large program.
+    static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let full = std::any::type_name::<T>();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    names.entry(full).or_insert_with(|| {
+        let mut out = String::with_capacity(full.len());
+        let mut segment = String::new();
+        for c in full.chars() {
+            if c.is_alphanumeric() || c == '_' || c == ':' {
+                segment.push(c);
+            } else {
+                out.push_str(segment.rsplit("::").next().unwrap_or(""));
+                segment.clear();
+                out.push(c);
+            }
+        }
+        out.push_str(segment.rsplit("::").next().unwrap_or(""));
+        Box::leak(out.into_boxed_str())
+    })
+}

@@ -1,0 +1,121 @@
+//! [`ScopedBody`]: a response body that keeps its request's services until
+//! the last byte, then releases them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use provision::{Exit, RequestScope};
+
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pin_project! {
+    /// A response body that owns its request's scope: the body is polled
+    /// inside the scope, and the scope is closed when the body ends (before
+    /// the end is reported, so the release has happened when the response
+    /// is complete) or, if it is dropped unfinished, in the background.
+    pub struct ScopedBody<B> {
+        #[pin]
+        inner: B,
+        scope: Option<RequestScope>,
+        exit: Exit,
+        closing: Option<Closing>,
+        // What to return once the scope is closed: the end of the body, or
+        // the error that ended it.
+        last: Option<Option<Result<Frame<Bytes>, axum::Error>>>,
+    }
+
+    impl<B> PinnedDrop for ScopedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(scope) = this.scope.take() {
+                let exit = crate::interrupted(scope.registry());
+                crate::close_in_background(scope, exit);
+            } else if let Some(closing) = this.closing.take() {
+                // Dropped while the release steps were running: finish them.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(closing);
+                }
+            }
+        }
+    }
+}
+
+impl<B> ScopedBody<B> {
+    pub(crate) fn new(inner: B, scope: RequestScope, exit: Exit) -> Self {
+        ScopedBody {
+            inner,
+            scope: Some(scope),
+            exit,
+            closing: None,
+            last: None,
+        }
+    }
+}
+
+impl<B> Body for ScopedBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut this = self.project();
+        loop {
+            if let Some(closing) = this.closing.as_mut() {
+                ready!(closing.as_mut().poll(cx));
+                *this.closing = None;
+                return Poll::Ready(this.last.take().flatten());
+            }
+            let Some(scope) = this.scope.as_ref() else {
+                return Poll::Ready(None);
+            };
+            let inner = this.inner.as_mut();
+            let polled = scope.in_scope(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_frame(cx)))
+            });
+            let exit = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(Some(Ok(frame)))) => return Poll::Ready(Some(Ok(frame))),
+                Ok(Poll::Ready(None)) => {
+                    *this.last = Some(None);
+                    *this.exit
+                }
+                Ok(Poll::Ready(Some(Err(error)))) => {
+                    *this.last = Some(Some(Err(axum::Error::new(error))));
+                    // The body broke off: the client did not get the whole
+                    // response.
+                    Exit::Cancelled
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        panic = provision::panic_message(&*panic),
+                        "response body panicked"
+                    );
+                    *this.last = Some(Some(Err(axum::Error::new("response body panicked"))));
+                    Exit::Panic
+                }
+            };
+            let scope = this.scope.take().expect("checked above");
+            *this.closing = Some(Box::pin(async move { scope.close(exit).await }));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Not the inner body's answer: the end must be polled for, so that
+        // the release runs before the response counts as complete.
+        self.scope.is_none() && self.closing.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

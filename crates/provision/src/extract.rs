@@ -1,0 +1,109 @@
+//! `Dep<T>` as an axum extractor (feature `axum`).
+//!
+//! This lives in the core crate, not in `provision-axum`, because Rust lets a
+//! trait be implemented for a type only in the crate of one or the other.
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::{Dep, Error, Provide, RequestHead, RequestScope, ambient};
+
+impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
+        enum Found<T: Provide> {
+            Ready(Dep<T>),
+            Resolve(RequestScope),
+        }
+        // The memoised case needs no clone of the scope and no future state.
+        let found = ambient::with_current(|scope| {
+            let scope = scope.ok_or_else(Rejection::no_scope)?;
+            if let Some(dep) = scope.cached::<T>() {
+                return Ok(Found::Ready(dep));
+            }
+            if scope.registry().uses_request_head() && !scope.contains::<RequestHead>() {
+                scope.seed(RequestHead::from_parts(parts));
+            }
+            Ok(Found::Resolve(scope.clone()))
+        })?;
+        match found {
+            Found::Ready(dep) => Ok(dep),
+            Found::Resolve(scope) => scope
+                .resolve::<T>()
+                .await
+                .map_err(|e| Rejection::new(crate::short_type_name::<T>(), e)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestScope {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
+        RequestScope::current().ok_or_else(Rejection::no_scope)
+    }
+}
+
+/// A service could not be provided to a handler. Answers with the error's
+/// status (500 if it has none) and a JSON body `{"error": "..."}`.
+///
+/// An error without a status is an internal failure: its message is logged,
+/// and the body only names the service, so that connection strings or SQL
+/// never reach a client. An error with a status (a 401 from authentication,
+/// a 503 from an unreachable database) was written for clients and is shown.
+#[derive(Debug)]
+pub struct Rejection {
+    service: &'static str,
+    error: Error,
+}
+
+impl Rejection {
+    fn new(service: &'static str, error: Error) -> Rejection {
+        Rejection { service, error }
+    }
+
+    fn no_scope() -> Rejection {
+        Rejection::new(
+            "request scope",
+            Error::new(
+                "no request scope is active: add provision_axum::ProvisionLayer to the router, \
+                 and run spawned work with RequestScope::bind",
+            ),
+        )
+    }
+
+    /// The underlying error.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, message) = match self.error.status() {
+            Some(status) => (status, self.error.message().to_owned()),
+            None => {
+                tracing::error!(service = self.service, error = %self.error, "could not provide a service");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: could not provide `{}`", self.service),
+                )
+            }
+        };
+        json_error(status, &message)
+    }
+}
+
+/// A response with `status` and the body `{"error": message}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

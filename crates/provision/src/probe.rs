@@ -1,0 +1,179 @@
+//! Counting what a registry acquires and releases, for tests ([`Probe`]) and
+//! for metrics ([`Observer`]).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::{Error, Exit, LifetimeKind, Provide, Registry, ServiceInfo};
+
+/// Per-service counters, kept by the registry for every service it builds.
+pub(crate) struct ServiceStats {
+    pub(crate) info: &'static ServiceInfo,
+    acquires: AtomicU64,
+    releases: AtomicU64,
+    escapes: AtomicU64,
+    build_failures: AtomicU64,
+    release_failures: AtomicU64,
+}
+
+impl ServiceStats {
+    pub(crate) fn new(info: &'static ServiceInfo) -> ServiceStats {
+        ServiceStats {
+            info,
+            acquires: AtomicU64::new(0),
+            releases: AtomicU64::new(0),
+            escapes: AtomicU64::new(0),
+            build_failures: AtomicU64::new(0),
+            release_failures: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record_acquire(&self) {
+        self.acquires.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_release(&self) {
+        self.releases.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_escape(&self) {
+        self.escapes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_build_failure(&self) {
+        self.build_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_release_failure(&self) {
+        self.release_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn report(&self) -> ServiceReport {
+        let acquires = self.acquires.load(Relaxed);
+        let releases = self.releases.load(Relaxed);
+        let escapes = self.escapes.load(Relaxed);
+        ServiceReport {
+            name: self.info.name(),
+            lifetime: self.info.lifetime(),
+            acquires,
+            releases,
+            held: acquires.saturating_sub(releases + escapes),
+            escapes,
+            build_failures: self.build_failures.load(Relaxed),
+            release_failures: self.release_failures.load(Relaxed),
+        }
+    }
+}
+
+/// What a registry has done with one service so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceReport {
+    /// The service's short type name.
+    pub name: &'static str,
+    /// Its lifetime.
+    pub lifetime: LifetimeKind,
+    /// Values built successfully.
+    pub acquires: u64,
+    /// Values whose release step ran (successfully or not).
+    pub releases: u64,
+    /// Values built and not yet released: in use right now.
+    pub held: u64,
+    /// Values whose release step could not run because a handle outlived the
+    /// scope. Always zero in a correct program.
+    pub escapes: u64,
+    /// Builds that returned an error.
+    pub build_failures: u64,
+    /// Release steps that returned an error or panicked.
+    pub release_failures: u64,
+}
+
+/// Reads a registry's counters: acquisitions, releases and values currently
+/// held, per service. The test kit of provision: it is how a test proves that
+/// a health check built nothing and that every connection was released.
+///
+/// ```
+/// # struct Settings; provision::supplied!(Settings);
+/// # async fn run() -> Result<(), provision::Error> {
+/// let registry = provision::Registry::builder().supply(Settings).build().await?;
+/// let probe = registry.probe();
+/// assert_eq!(probe.acquires::<Settings>(), 1);
+/// assert_eq!(probe.held::<Settings>(), 1);
+/// registry.shutdown().await;
+/// assert_eq!(probe.releases::<Settings>(), 1);
+/// # Ok(()) }
+/// # futures_executor_stub::block_on(run()).unwrap();
+/// # mod futures_executor_stub { pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #   let waker = std::task::Waker::noop(); let mut cx = std::task::Context::from_waker(&waker);
+/// #   let mut f = std::pin::pin!(f);
+/// #   loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } } } }
+/// ```
+#[derive(Clone)]
+pub struct Probe {
+    registry: Registry,
+}
+
+impl Probe {
+    pub(crate) fn new(registry: Registry) -> Probe {
+        Probe { registry }
+    }
+
+    /// The report for service `T` (all zeros if it was never built).
+    pub fn report<T: Provide>(&self) -> ServiceReport {
+        self.registry.stats(ServiceInfo::of::<T>()).report()
+    }
+
+    /// How many values of `T` were built.
+    pub fn acquires<T: Provide>(&self) -> u64 {
+        self.report::<T>().acquires
+    }
+
+    /// How many values of `T` were released.
+    pub fn releases<T: Provide>(&self) -> u64 {
+        self.report::<T>().releases
+    }
+
+    /// How many values of `T` are built and not yet released.
+    pub fn held<T: Provide>(&self) -> u64 {
+        self.report::<T>().held
+    }
+
+    /// Reports for every service the registry has counted, in the order it
+    /// first counted them.
+    pub fn snapshot(&self) -> Vec<ServiceReport> {
+        self.registry
+            .all_stats()
+            .iter()
+            .map(|s| s.report())
+            .collect()
+    }
+
+    /// Total values built across all services.
+    pub fn total_acquires(&self) -> u64 {
+        self.snapshot().iter().map(|r| r.acquires).sum()
+    }
+
+    /// Request scopes opened and not yet closed.
+    pub fn open_scopes(&self) -> usize {
+        self.registry.open_scopes()
+    }
+}
+
+/// Callbacks for metrics: told of every build and release. Set one with
+/// [`RegistryBuilder::observer`](crate::RegistryBuilder::observer).
+///
+/// Called on the request's task; keep them cheap (update counters).
+pub trait Observer: Send + Sync + 'static {
+    /// A value of `service` was built. `elapsed` is the build's wall time
+    /// (`None` on targets without a clock, such as wasm32).
+    fn acquired(&self, service: &ServiceInfo, elapsed: Option<Duration>) {
+        let _ = (service, elapsed);
+    }
+
+    /// A build of `service` failed.
+    fn build_failed(&self, service: &ServiceInfo, error: &Error) {
+        let _ = (service, error);
+    }
+
+    /// A value of `service` was released; `error` is set if its release step
+    /// failed.
+    fn released(&self, service: &ServiceInfo, exit: Exit, error: Option<&Error>) {
+        let _ = (service, exit, error);
+    }
+}

@@ -1,0 +1,510 @@
+//! [`Registry`]: the services of an application, validated and with its app
+//! services built at startup, and released at shutdown.
+
+use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
+use std::future::{Future, poll_fn};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Poll, Waker};
+
+use crate::graph::{self, Graph};
+use crate::lifetime::LifetimeKind;
+use crate::probe::{Observer, Probe, ServiceStats};
+use crate::resolver::Resolver;
+use crate::scope::downcast;
+use crate::service::{AnyArc, BoxFuture};
+use crate::store::{Store, release_all};
+use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
+
+type Override = Arc<dyn Fn() -> BoxFuture<'static, Result<AnyArc, Error>> + Send + Sync>;
+
+/// The services of an application: built from a [`RegistryBuilder`], shared
+/// by every request (cloning is cheap), and shut down once at the end.
+///
+/// Building a registry validates the dependency graph of everything
+/// registered (a cycle is an error naming it) and builds every app service,
+/// dependencies first. Request services are built later, per request, in a
+/// [`RequestScope`].
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registered: Vec<&'static ServiceInfo>,
+    /// App values by type, read on every app-service lookup; written only
+    /// when an app service is built and cleared at shutdown.
+    app_ready: RwLock<Vec<(TypeId, AnyArc)>>,
+    /// Owns app values and their release order.
+    app_store: Store,
+    overrides: HashMap<TypeId, Override>,
+    stats: RwLock<HashMap<TypeId, Arc<ServiceStats>>>,
+    stats_order: Mutex<Vec<Arc<ServiceStats>>>,
+    /// Services whose dependency closure has been checked for cycles.
+    validated: RwLock<HashSet<TypeId>>,
+    uses_request_head: AtomicBool,
+    started: AtomicBool,
+    open_scopes: AtomicUsize,
+    shutting_down: AtomicBool,
+    shutdown: Mutex<Shutdown>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+#[derive(Default)]
+struct Shutdown {
+    scope_waiters: Vec<Waker>,
+    done: bool,
+    done_waiters: Vec<Waker>,
+}
+
+/// Assembles a [`Registry`]: which services exist, values supplied from
+/// outside, and (in tests) replacements for any service's constructor.
+///
+/// ```
+/// use provision::{Dep, Error, Provide, Registry, Request, App};
+///
+/// struct Settings { url: String }
+/// provision::supplied!(Settings);
+///
+/// struct Pool { url: String }
+/// impl Provide for Pool {
+///     type Lifetime = App;
+///     type Deps = (Settings,);
+///     async fn build((settings,): (Dep<Settings>,)) -> Result<Self, Error> {
+///         Ok(Pool { url: settings.url.clone() })
+///     }
+/// }
+///
+/// struct Conn;
+/// impl Provide for Conn {
+///     type Lifetime = Request;
+///     type Deps = (Pool,);
+///     async fn build(_: (Dep<Pool>,)) -> Result<Self, Error> { Ok(Conn) }
+/// }
+///
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+/// # }
+/// # block_on(async {
+/// let registry = Registry::builder()
+///     .supply(Settings { url: "postgres://localhost/app".into() })
+///     .register::<Conn>()          // and, through it, Pool and Settings
+///     .build()
+///     .await?;
+/// assert_eq!(
+///     registry.graph().to_string(),
+///     "Settings (app)\nPool (app) <- Settings\nConn (request) <- Pool\n"
+/// );
+/// # Ok::<(), Error>(()) }).unwrap();
+/// ```
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct RegistryBuilder {
+    roots: Vec<&'static ServiceInfo>,
+    overrides: HashMap<TypeId, Override>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl Registry {
+    /// Starts assembling a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            roots: Vec::new(),
+            overrides: HashMap::new(),
+            observer: None,
+        }
+    }
+
+    /// Opens the scope of one request. Integrations call this once per
+    /// request and must [`close`](RequestScope::close) it.
+    pub fn open_scope(&self) -> RequestScope {
+        self.inner.open_scopes.fetch_add(1, Ordering::AcqRel);
+        RequestScope::open(self.clone())
+    }
+
+    /// The registered services and their dependencies.
+    pub fn graph(&self) -> Graph {
+        Graph::of(&self.inner.registered).expect("validated when the registry was built")
+    }
+
+    /// A reader of this registry's acquisition and release counters.
+    pub fn probe(&self) -> Probe {
+        Probe::new(self.clone())
+    }
+
+    /// Whether any known service depends on [`RequestHead`], so an
+    /// integration must seed it into each scope.
+    pub fn uses_request_head(&self) -> bool {
+        self.inner.uses_request_head.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`shutdown`](Registry::shutdown) has begun. Integrations use
+    /// it to tell a request cut short by shutdown from one whose client left.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Shuts the registry down: waits until every open request scope has
+    /// closed, then releases the app services in reverse order of
+    /// construction, with [`Exit::Shutdown`]. Call it after the server has
+    /// stopped accepting requests. Later calls wait for the first to finish.
+    pub async fn shutdown(&self) {
+        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
+            self.wait_shutdown_done().await;
+            return;
+        }
+        poll_fn(|cx| {
+            let mut shutdown = self.lock_shutdown();
+            if self.inner.open_scopes.load(Ordering::Acquire) == 0 {
+                Poll::Ready(())
+            } else {
+                shutdown.scope_waiters.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        self.inner
+            .app_ready
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let acquired = self.inner.app_store.close();
+        release_all(acquired, Exit::Shutdown, self.observer()).await;
+        let waiters = {
+            let mut shutdown = self.lock_shutdown();
+            shutdown.done = true;
+            std::mem::take(&mut shutdown.done_waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    async fn wait_shutdown_done(&self) {
+        poll_fn(|cx| {
+            let mut shutdown = self.lock_shutdown();
+            if shutdown.done {
+                Poll::Ready(())
+            } else {
+                shutdown.done_waiters.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn lock_shutdown(&self) -> std::sync::MutexGuard<'_, Shutdown> {
+        self.inner
+            .shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn scope_closed(&self) {
+        if self.inner.open_scopes.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiters = std::mem::take(&mut self.lock_shutdown().scope_waiters);
+            waiters.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    pub(crate) fn open_scopes(&self) -> usize {
+        self.inner.open_scopes.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn observer(&self) -> Option<&dyn Observer> {
+        self.inner.observer.as_deref()
+    }
+
+    pub(crate) fn cached_app<T: Provide>(&self) -> Option<Dep<T>> {
+        let id = TypeId::of::<T>();
+        let ready = self
+            .inner
+            .app_ready
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        ready
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, v)| downcast(v.clone()))
+    }
+
+    pub(crate) async fn resolve_app<T: Provide>(&self) -> Result<Dep<T>, Error> {
+        if let Some(dep) = self.cached_app::<T>() {
+            return Ok(dep);
+        }
+        self.app_value(ServiceInfo::of::<T>()).await.map(downcast)
+    }
+
+    /// The value of an app service, built now if nobody has built it.
+    fn app_value(&self, info: &'static ServiceInfo) -> BoxFuture<'_, Result<AnyArc, Error>> {
+        // Boxed: app services build their app dependencies through here.
+        Box::pin(async move {
+            debug_assert_eq!(info.lifetime(), LifetimeKind::App);
+            if self.is_shutting_down() {
+                return Err(Error::new(format!(
+                    "cannot provide app service `{}`: the registry is shutting down",
+                    info.name()
+                )));
+            }
+            self.validate(info)?;
+            if self.inner.started.load(Ordering::Acquire) {
+                tracing::warn!(
+                    service = info.name(),
+                    "app service was not registered, so it is built on first use instead of at startup; \
+                     register it (RegistryBuilder::register) to build it at startup"
+                );
+            }
+            let stats = self.stats(info);
+            let value = self
+                .inner
+                .app_store
+                .get_or_build(info, &stats, || self.build_value(info, Resolver::app(self)))
+                .await?;
+            let mut ready = self
+                .inner
+                .app_ready
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !ready.iter().any(|(t, _)| *t == info.type_id()) {
+                ready.push((info.type_id(), value.clone()));
+            }
+            Ok(value)
+        })
+    }
+
+    /// Builds one value of `info`'s service (or its override), counting it.
+    pub(crate) async fn build_value(
+        &self,
+        info: &'static ServiceInfo,
+        resolver: Resolver<'_>,
+    ) -> Result<AnyArc, Error> {
+        let stats = self.stats(info);
+        #[cfg(not(target_arch = "wasm32"))]
+        let started = std::time::Instant::now();
+        let built = match self.inner.overrides.get(&info.type_id()) {
+            Some(build) => build().await,
+            None => (info.build)(resolver).await,
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let elapsed = Some(started.elapsed());
+        #[cfg(target_arch = "wasm32")]
+        let elapsed = None;
+        match &built {
+            Ok(_) => {
+                stats.record_acquire();
+                tracing::debug!(service = info.name(), lifetime = %info.lifetime(), ?elapsed, "acquired");
+                if let Some(observer) = self.observer() {
+                    observer.acquired(info, elapsed);
+                }
+            }
+            Err(error) => {
+                stats.record_build_failure();
+                tracing::debug!(service = info.name(), %error, "build failed");
+                if let Some(observer) = self.observer() {
+                    observer.build_failed(info, error);
+                }
+            }
+        }
+        built
+    }
+
+    /// Checks once per service type that its dependency closure has no
+    /// cycle (which would otherwise deadlock its first build).
+    pub(crate) fn validate(&self, info: &'static ServiceInfo) -> Result<(), Error> {
+        let id = info.type_id();
+        if self
+            .inner
+            .validated
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id)
+        {
+            return Ok(());
+        }
+        let closure = graph::in_build_order(&[info])?;
+        self.mark_validated(&closure);
+        Ok(())
+    }
+
+    fn mark_validated(&self, services: &[&'static ServiceInfo]) {
+        let mut validated = self
+            .inner
+            .validated
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for s in services {
+            validated.insert(s.type_id());
+            if s.type_id() == TypeId::of::<RequestHead>() {
+                self.inner.uses_request_head.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self, info: &'static ServiceInfo) -> Arc<ServiceStats> {
+        let id = info.type_id();
+        if let Some(stats) = self
+            .inner
+            .stats
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return stats.clone();
+        }
+        let mut map = self
+            .inner
+            .stats
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(id)
+            .or_insert_with(|| {
+                let stats = Arc::new(ServiceStats::new(info));
+                self.inner
+                    .stats_order
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(stats.clone());
+                stats
+            })
+            .clone()
+    }
+
+    pub(crate) fn all_stats(&self) -> Vec<Arc<ServiceStats>> {
+        self.inner
+            .stats_order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("services", &self.inner.registered)
+            .field("open_scopes", &self.open_scopes())
+            .finish()
+    }
+}
+
+impl RegistryBuilder {
+    /// Registers service `T` and, through its dependency list, everything it
+    /// depends on. Registered app services are built by
+    /// [`build`](RegistryBuilder::build); request and transient ones are
+    /// validated then and built per request.
+    pub fn register<T: Provide>(mut self) -> Self {
+        let info = ServiceInfo::of::<T>();
+        if !self.roots.contains(&info) {
+            self.roots.push(info);
+        }
+        self
+    }
+
+    /// Supplies the value of app service `T` (configuration, or anything made
+    /// before startup) instead of building it, and registers it. Pair with
+    /// [`supplied!`](crate::supplied).
+    pub fn supply<T: Provide<Lifetime = crate::App>>(self, value: T) -> Self {
+        let value = Mutex::new(Some(Arc::new(value) as AnyArc));
+        let supply: Override = Arc::new(move || {
+            let value = value.lock().unwrap_or_else(PoisonError::into_inner).take();
+            Box::pin(async move {
+                value.ok_or_else(|| {
+                    Error::new(format!(
+                        "the supplied value of `{}` was already used",
+                        crate::short_type_name::<T>()
+                    ))
+                })
+            })
+        });
+        let mut this = self.register::<T>();
+        this.overrides.insert(TypeId::of::<T>(), supply);
+        this
+    }
+
+    /// Replaces the constructor of service `T` (for tests: a counting fake
+    /// for the database). The replacement gets no dependencies; it keeps
+    /// `T`'s lifetime, so a request service stays per request, and its
+    /// values are counted, settled and released like any other.
+    ///
+    /// ```
+    /// # use provision::{Dep, Error, Provide, Registry, Request};
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # use std::sync::Arc;
+    /// enum Db { Real, Fake(u32) }
+    /// impl Provide for Db {
+    ///     type Lifetime = Request;
+    ///     type Deps = ();
+    ///     async fn build(_: ()) -> Result<Self, Error> { Ok(Db::Real) }
+    /// }
+    ///
+    /// let built = Arc::new(AtomicU32::new(0));
+    /// let counter = built.clone();
+    /// let builder = Registry::builder().register::<Db>().override_with::<Db, _, _>(move || {
+    ///     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    ///     async move { Ok(Db::Fake(n)) }
+    /// });
+    /// ```
+    pub fn override_with<T, F, Fut>(mut self, build: F) -> Self
+    where
+        T: Provide,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let build: Override = Arc::new(move || {
+            let built = build();
+            Box::pin(async move { built.await.map(|v| Arc::new(v) as AnyArc) })
+        });
+        self.overrides.insert(TypeId::of::<T>(), build);
+        self
+    }
+
+    /// Sets the [`Observer`] told of every build and release (for metrics).
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// The graph of what is registered so far, or the cycle that makes it
+    /// invalid.
+    pub fn graph(&self) -> Result<Graph, Error> {
+        Graph::of(&self.roots)
+    }
+
+    /// Validates the graph and builds every registered app service,
+    /// dependencies first. If one fails, those already built are released
+    /// (newest first) and the error names the service that failed.
+    pub async fn build(self) -> Result<Registry, Error> {
+        let order = graph::in_build_order(&self.roots)?;
+        let registry = Registry {
+            inner: Arc::new(Inner {
+                registered: self.roots,
+                app_ready: RwLock::new(Vec::new()),
+                app_store: Store::new(),
+                overrides: self.overrides,
+                stats: RwLock::new(HashMap::new()),
+                stats_order: Mutex::new(Vec::new()),
+                validated: RwLock::new(HashSet::new()),
+                uses_request_head: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+                open_scopes: AtomicUsize::new(0),
+                shutting_down: AtomicBool::new(false),
+                shutdown: Mutex::new(Shutdown::default()),
+                observer: self.observer,
+            }),
+        };
+        registry.mark_validated(&order);
+        for info in order.iter().filter(|i| i.lifetime() == LifetimeKind::App) {
+            if let Err(error) = registry.app_value(info).await {
+                let built = registry.inner.app_store.close();
+                release_all(built, Exit::Shutdown, registry.observer()).await;
+                return Err(Error::with_source(
+                    format!("building app service `{}` failed: {error}", info.name()),
+                    error,
+                ));
+            }
+        }
+        registry.inner.started.store(true, Ordering::Release);
+        Ok(registry)
+    }
+}

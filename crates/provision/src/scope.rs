@@ -1,0 +1,422 @@
+//! [`RequestScope`]: the services of one request, built on first use and
+//! released, exactly once and in reverse order, when the request ends.
+
+use std::any::TypeId;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
+
+use crate::ambient::{self, Scoped};
+use crate::lifetime::{Lifetime, LifetimeKind};
+use crate::resolver::Resolver;
+use crate::service::AnyArc;
+use crate::store::{Acquired, Store, release_all};
+use crate::{Dep, Error, Exit, Provide, Registry, ServiceInfo};
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The services of one request.
+///
+/// An integration opens one per request ([`Registry::open_scope`]), runs the
+/// request's futures inside it, calls [`settle`](RequestScope::settle) when
+/// the handler has answered and [`close`](RequestScope::close) when the
+/// response is finished. Handlers never see it: they ask for `Dep<T>`.
+///
+/// Cloning is cheap and gives another handle to the same scope.
+///
+/// ```
+/// use provision::{Dep, Error, Exit, Provide, Registry, Request};
+/// use http::StatusCode;
+///
+/// struct Counter(u32);
+/// impl Provide for Counter {
+///     type Lifetime = Request;
+///     type Deps = ();
+///     async fn build(_: ()) -> Result<Self, Error> { Ok(Counter(7)) }
+/// }
+///
+/// # tokio_test_block_on(async {
+/// let registry = Registry::builder().register::<Counter>().build().await?;
+/// let scope = registry.open_scope();
+/// let a = scope.resolve::<Counter>().await?;
+/// let b = scope.resolve::<Counter>().await?;          // memoised: same value
+/// assert!(std::sync::Arc::ptr_eq(a.shared(), b.shared()));
+/// drop((a, b));
+/// scope.close(Exit::Success(StatusCode::OK)).await;
+/// assert_eq!(registry.probe().releases::<Counter>(), 1);
+/// # Ok::<(), Error>(()) }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RequestScope {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    store: Store,
+    mark: Arc<ScopeMark>,
+    settled: AtomicBool,
+    closing: AtomicBool,
+    /// Set once the registry has been told this scope is over, so that a
+    /// close interrupted halfway and the final drop do not both tell it.
+    finished: AtomicBool,
+    tasks: Mutex<Tasks>,
+}
+
+impl Inner {
+    fn finish(&self) {
+        if !self.finished.swap(true, Ordering::AcqRel) {
+            self.mark.ended.store(true, Ordering::Release);
+            self.registry.scope_closed();
+        }
+    }
+}
+
+/// What a [`RequestBound`](crate::RequestBound) value keeps of the request
+/// that created it: its number, and whether it has ended.
+pub(crate) struct ScopeMark {
+    pub(crate) id: u64,
+    pub(crate) ended: AtomicBool,
+}
+
+#[derive(Default)]
+struct Tasks {
+    running: usize,
+    waiters: Vec<Waker>,
+}
+
+impl RequestScope {
+    pub(crate) fn open(registry: Registry) -> RequestScope {
+        let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+        RequestScope {
+            inner: Arc::new(Inner {
+                registry,
+                store: Store::new(),
+                mark: Arc::new(ScopeMark {
+                    id,
+                    ended: AtomicBool::new(false),
+                }),
+                settled: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                finished: AtomicBool::new(false),
+                tasks: Mutex::new(Tasks::default()),
+            }),
+        }
+    }
+
+    /// The scope being polled on this thread right now, if any: the scope of
+    /// the request whose handler, middleware or body is running.
+    pub fn current() -> Option<RequestScope> {
+        ambient::current()
+    }
+
+    /// This request's number, unique in the process. Error messages use it
+    /// to name requests.
+    pub fn id(&self) -> u64 {
+        self.inner.mark.id
+    }
+
+    /// The registry this scope was opened from.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn mark(&self) -> &Arc<ScopeMark> {
+        &self.inner.mark
+    }
+
+    /// The service `T` for this request: the app's value for an app service,
+    /// this request's (built now if it is the first to ask) for a request
+    /// service, a new one for a transient.
+    pub async fn resolve<T: Provide>(&self) -> Result<Dep<T>, Error> {
+        match <T::Lifetime as Lifetime>::KIND {
+            LifetimeKind::App => self.inner.registry.resolve_app::<T>().await,
+            LifetimeKind::Request => {
+                if let Some(value) = self.inner.store.get(TypeId::of::<T>()) {
+                    return Ok(downcast(value));
+                }
+                self.build_shared::<T>().await
+            }
+            LifetimeKind::Transient => self.build_transient::<T>().await,
+        }
+    }
+
+    /// The value of `T` if it can be had without building anything: an app
+    /// service, or a request service this request already built.
+    pub fn cached<T: Provide>(&self) -> Option<Dep<T>> {
+        match <T::Lifetime as Lifetime>::KIND {
+            LifetimeKind::App => self.inner.registry.cached_app::<T>(),
+            LifetimeKind::Request => self.inner.store.get(TypeId::of::<T>()).map(downcast),
+            LifetimeKind::Transient => None,
+        }
+    }
+
+    async fn build_shared<T: Provide>(&self) -> Result<Dep<T>, Error> {
+        let info = ServiceInfo::of::<T>();
+        let registry = &self.inner.registry;
+        registry.validate(info)?;
+        let stats = registry.stats(info);
+        let value = self
+            .inner
+            .store
+            .get_or_build(info, &stats, || {
+                registry.build_value(info, Resolver::request(self))
+            })
+            .await?;
+        Ok(downcast(value))
+    }
+
+    async fn build_transient<T: Provide>(&self) -> Result<Dep<T>, Error> {
+        let info = ServiceInfo::of::<T>();
+        let registry = &self.inner.registry;
+        registry.validate(info)?;
+        if self.inner.store.is_closed() {
+            return Err(Error::new(format!(
+                "cannot build `{}`: its scope has already ended",
+                info.name()
+            )));
+        }
+        let stats = registry.stats(info);
+        let value = registry.build_value(info, Resolver::request(self)).await?;
+        self.inner
+            .store
+            .record(Acquired {
+                info,
+                value: value.clone(),
+                stats,
+            })
+            .await?;
+        Ok(downcast(value))
+    }
+
+    /// Puts a value for request service `T` in this scope without building
+    /// it. Integrations seed what comes with the request itself, such as the
+    /// [`RequestHead`](crate::RequestHead); a seeded value has no release
+    /// step. Does nothing if `T` is already in the scope.
+    pub fn seed<T: Provide>(&self, value: T) {
+        self.inner
+            .store
+            .seed(TypeId::of::<T>(), Arc::new(value) as AnyArc);
+    }
+
+    /// Whether `T` has a value in this scope (built or seeded).
+    pub fn contains<T: Provide>(&self) -> bool {
+        self.inner.store.get(TypeId::of::<T>()).is_some()
+    }
+
+    /// Whether anything was built in this scope. An integration can skip all
+    /// end-of-request work when nothing was.
+    pub fn has_acquisitions(&self) -> bool {
+        self.inner.store.has_acquisitions()
+    }
+
+    /// Wraps `future` so that it runs inside this scope, for work a handler
+    /// hands to another task:
+    ///
+    /// ```ignore
+    /// let scope = RequestScope::current().expect("inside a request");
+    /// tokio::spawn(scope.bind(async move { db.query(...).await }));
+    /// ```
+    ///
+    /// Values bound to this request may be used there, and the scope waits
+    /// for the future to finish (or be dropped) before it releases anything,
+    /// like `waitUntil` on Cloudflare Workers.
+    pub fn bind<F>(&self, future: F) -> Scoped<F> {
+        let task = TaskGuard::new(self.clone());
+        Scoped::new(self.clone(), future, Some(task))
+    }
+
+    /// Wraps `future` so that it runs inside this scope, without holding the
+    /// scope's release back: for the integration's own request future.
+    pub fn enter_while<F>(self, future: F) -> Scoped<F> {
+        Scoped::new(self, future, None)
+    }
+
+    /// Runs `f` inside this scope (for synchronous work such as polling a
+    /// response body).
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut slot = Some(self.clone());
+        ambient::enter_slot(&mut slot, f)
+    }
+
+    /// Runs every acquired service's [`settle`](Provide::settle) step, newest
+    /// first, once the handler has answered and before the answer is sent.
+    /// Returns the first error; every step runs regardless. Runs at most once
+    /// per scope; later calls return `Ok`.
+    pub async fn settle(&self, exit: Exit) -> Result<(), Error> {
+        if self.inner.settled.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let acquired = self.inner.store.snapshot();
+        let mut first_error = None;
+        let settle_all = async {
+            for (info, value) in acquired.iter().rev() {
+                let step = crate::catch_unwind::CatchUnwind::new((info.settle)(value, exit));
+                let error = match step.await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => error,
+                    Err(panic) => Error::new(format!(
+                        "settling `{}` panicked: {}",
+                        info.name(),
+                        crate::catch_unwind::panic_message(&*panic)
+                    )),
+                };
+                tracing::error!(service = info.name(), %error, "settle failed");
+                first_error.get_or_insert(error);
+            }
+        };
+        self.clone().enter_while(settle_all).await;
+        match first_error {
+            None => Ok(()),
+            Some(error) => Err(error),
+        }
+    }
+
+    /// Ends the scope: waits for tasks bound to it, then releases everything
+    /// acquired, newest first, each exactly once, telling each how the
+    /// request ended. Nothing can be built in the scope afterwards, and
+    /// request-bound values from it refuse to be used. Only the first call
+    /// does anything.
+    pub async fn close(&self, exit: Exit) {
+        if self.inner.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.wait_for_tasks().await;
+        let acquired = self.inner.store.close();
+        if !acquired.is_empty() {
+            let observer = self.inner.registry.observer();
+            self.clone()
+                .enter_while(release_all(acquired, exit, observer))
+                .await;
+        }
+        self.inner.finish();
+    }
+
+    /// Closes a scope that has nothing to release, without a future: the
+    /// fast path for requests that asked for no service. Returns `false`
+    /// (and does nothing) if something was acquired or tasks are bound to
+    /// the scope; use [`close`](RequestScope::close) then.
+    pub fn close_if_idle(&self) -> bool {
+        {
+            let tasks = self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if tasks.running > 0 || self.inner.store.has_acquisitions() {
+                return false;
+            }
+        }
+        if self.inner.closing.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        let leftovers = self.inner.store.close();
+        debug_assert!(leftovers.is_empty());
+        self.inner.finish();
+        true
+    }
+
+    /// Whether [`close`](RequestScope::close) has started.
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::Acquire)
+    }
+
+    async fn wait_for_tasks(&self) {
+        poll_fn(|cx| {
+            let mut tasks = self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if tasks.running == 0 {
+                Poll::Ready(())
+            } else {
+                if !tasks.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    tasks.waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for RequestScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestScope")
+            .field("id", &self.id())
+            .field("closing", &self.is_closing())
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.closing.load(Ordering::Acquire) {
+            self.finish();
+            return;
+        }
+        // Nobody closed this scope (an integration bug, or a scope opened by
+        // hand and forgotten). Async release steps cannot run from here.
+        let leftovers = self.store.close();
+        for acquired in &leftovers {
+            acquired.stats.record_escape();
+            tracing::error!(
+                service = acquired.info.name(),
+                request = self.mark.id,
+                "request scope dropped without being closed; this value was never released"
+            );
+        }
+        self.finish();
+    }
+}
+
+/// Holds a scope's release back while a bound task runs.
+pub(crate) struct TaskGuard {
+    scope: RequestScope,
+}
+
+impl TaskGuard {
+    fn new(scope: RequestScope) -> TaskGuard {
+        scope
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running += 1;
+        TaskGuard { scope }
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut tasks = self
+                .scope
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tasks.running -= 1;
+            if tasks.running == 0 {
+                std::mem::take(&mut tasks.waiters)
+            } else {
+                Vec::new()
+            }
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+pub(crate) fn downcast<T: Provide>(value: AnyArc) -> Dep<T> {
+    Dep(value
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("scopes store each service under its own TypeId")))
+}
