@@ -14,12 +14,19 @@ type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pin_project! {
     /// A response body that owns its request's scope: the body is polled
-    /// inside the scope, and the scope is closed when the body ends (before
-    /// the end is reported, so the release has happened when the response
-    /// is complete) or, if it is dropped unfinished, in the background.
-    pub struct ScopedBody<B> {
+    /// inside the scope, and the scope is closed once the body has produced
+    /// its last frame and before that frame is handed on (so by the time the
+    /// client has the whole response, the release has happened), or in the
+    /// background if the body is dropped unfinished.
+    pub struct ScopedBody<B>
+    where
+        B: Body,
+    {
+        // Dropped as soon as it has produced its end, before the release
+        // runs: a streaming body owns handles to the request's services,
+        // and a value can only be released once nothing else holds it.
         #[pin]
-        inner: B,
+        inner: Option<B>,
         scope: Option<RequestScope>,
         exit: Exit,
         closing: Option<Closing>,
@@ -28,11 +35,20 @@ pin_project! {
         last: Option<Option<Result<Frame<Bytes>, axum::Error>>>,
     }
 
-    impl<B> PinnedDrop for ScopedBody<B> {
+    impl<B> PinnedDrop for ScopedBody<B>
+    where
+        B: Body,
+    {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(scope) = this.scope.take() {
-                let exit = crate::interrupted(scope.registry());
+                let exit = if this.inner.as_ref().as_pin_ref().is_none_or(|inner| inner.is_end_stream()) {
+                    // Everything was produced; the server just did not poll
+                    // for the end.
+                    *this.exit
+                } else {
+                    crate::interrupted(scope.registry())
+                };
                 crate::close_in_background(scope, exit);
             } else if let Some(closing) = this.closing.take() {
                 // Dropped while the release steps were running: finish them.
@@ -44,10 +60,10 @@ pin_project! {
     }
 }
 
-impl<B> ScopedBody<B> {
+impl<B: Body> ScopedBody<B> {
     pub(crate) fn new(inner: B, scope: RequestScope, exit: Exit) -> Self {
         ScopedBody {
-            inner,
+            inner: Some(inner),
             scope: Some(scope),
             exit,
             closing: None,
@@ -75,16 +91,31 @@ where
                 *this.closing = None;
                 return Poll::Ready(this.last.take().flatten());
             }
-            let Some(scope) = this.scope.as_ref() else {
+            let (Some(scope), Some(inner)) =
+                (this.scope.as_ref(), this.inner.as_mut().as_pin_mut())
+            else {
                 return Poll::Ready(None);
             };
-            let inner = this.inner.as_mut();
             let polled = scope.in_scope(|| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_frame(cx)))
             });
             let exit = match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(Some(Ok(frame)))) => return Poll::Ready(Some(Ok(frame))),
+                Ok(Poll::Ready(Some(Ok(frame)))) => {
+                    let ended = this
+                        .inner
+                        .as_ref()
+                        .as_pin_ref()
+                        .is_some_and(|i| i.is_end_stream());
+                    if !ended {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    // The last frame. A server writing a body of known
+                    // length stops polling after it, so release now and
+                    // hand the frame over once the release is done.
+                    *this.last = Some(Some(Ok(frame)));
+                    *this.exit
+                }
                 Ok(Poll::Ready(None)) => {
                     *this.last = Some(None);
                     *this.exit
@@ -104,6 +135,7 @@ where
                     Exit::Panic
                 }
             };
+            this.inner.set(None);
             let scope = this.scope.take().expect("checked above");
             *this.closing = Some(Box::pin(async move { scope.close(exit).await }));
         }
@@ -116,6 +148,15 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => {
+                let pending = match &self.last {
+                    Some(Some(Ok(frame))) => frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                SizeHint::with_exact(pending)
+            }
+        }
     }
 }

@@ -125,6 +125,13 @@ impl Registry {
         RequestScope::open(self.clone())
     }
 
+    /// The value of app service `T`, if it has been built (every registered
+    /// app service has, once [`RegistryBuilder::build`] returned) and the
+    /// registry has not shut down.
+    pub fn app<T: Provide<Lifetime = crate::App>>(&self) -> Option<Dep<T>> {
+        self.cached_app::<T>()
+    }
+
     /// The registered services and their dependencies.
     pub fn graph(&self) -> Graph {
         Graph::of(&self.inner.registered).expect("validated when the registry was built")
