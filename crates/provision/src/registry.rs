@@ -173,6 +173,19 @@ impl Registry {
             }
         })
         .await;
+        self.release_app_services().await;
+        let waiters = {
+            let mut shutdown = self.lock_shutdown();
+            shutdown.done = true;
+            std::mem::take(&mut shutdown.done_waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    /// Releases app services, newest first. The fast-lookup copies are
+    /// dropped first: a value can only be released once nothing else holds
+    /// it.
+    async fn release_app_services(&self) {
         self.inner
             .app_ready
             .write()
@@ -180,12 +193,6 @@ impl Registry {
             .clear();
         let acquired = self.inner.app_store.close();
         release_all(acquired, Exit::Shutdown, self.observer()).await;
-        let waiters = {
-            let mut shutdown = self.lock_shutdown();
-            shutdown.done = true;
-            std::mem::take(&mut shutdown.done_waiters)
-        };
-        waiters.into_iter().for_each(Waker::wake);
     }
 
     async fn wait_shutdown_done(&self) {
@@ -503,8 +510,7 @@ impl RegistryBuilder {
         registry.mark_validated(&order);
         for info in order.iter().filter(|i| i.lifetime() == LifetimeKind::App) {
             if let Err(error) = registry.app_value(info).await {
-                let built = registry.inner.app_store.close();
-                release_all(built, Exit::Shutdown, registry.observer()).await;
+                registry.release_app_services().await;
                 return Err(Error::with_source(
                     format!("building app service `{}` failed: {error}", info.name()),
                     error,
