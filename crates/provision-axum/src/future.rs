@@ -48,11 +48,9 @@ pin_project! {
 }
 
 impl<F, E> ResponseFuture<F, E> {
-    pub(crate) fn new(scope: RequestScope, inner: F) -> Self {
+    pub(crate) fn new(inner: Scoped<F>) -> Self {
         ResponseFuture {
-            state: State::Running {
-                inner: scope.enter_while(inner),
-            },
+            state: State::Running { inner },
         }
     }
 }
@@ -79,34 +77,41 @@ where
                         Ok(Poll::Ready(outcome)) => Ok(outcome),
                         Err(panic) => Err(panic),
                     };
-                    let scope = inner
-                        .take_scope()
-                        .expect("the scope stays in the request future until it completes");
-                    let finish: Finish<E> = match outcome {
-                        Ok(Ok(response)) => {
+                    // `None`: the request never asked for a service, so
+                    // there is nothing to settle or release.
+                    let scope = inner.take_scope();
+                    let finish: Finish<E> = match (outcome, scope) {
+                        (Ok(Ok(response)), None) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(response.map(Body::new)));
+                        }
+                        (Ok(Ok(response)), Some(scope)) => {
                             let exit = Exit::from_status(response.status());
                             if scope.close_if_idle() {
-                                // Nothing was acquired: nothing to settle,
-                                // nothing to release, no body wrapper.
+                                // Opened, but nothing was acquired.
                                 this.state.set(State::Done);
                                 return Poll::Ready(Ok(response.map(Body::new)));
                             }
                             Box::pin(settle_then_hand_over(scope, response, exit))
                         }
-                        Ok(Err(error)) => Box::pin(async move {
-                            scope
-                                .close(Exit::Failure(StatusCode::INTERNAL_SERVER_ERROR))
-                                .await;
+                        (Ok(Err(error)), scope) => Box::pin(async move {
+                            if let Some(scope) = scope {
+                                scope
+                                    .close(Exit::Failure(StatusCode::INTERNAL_SERVER_ERROR))
+                                    .await;
+                            }
                             Err(error)
                         }),
-                        Err(panic) => {
+                        (Err(panic), scope) => {
                             tracing::error!(
-                                request = scope.id(),
+                                request = scope.as_ref().map(RequestScope::id),
                                 panic = panic_message(&*panic),
                                 "handler panicked"
                             );
                             Box::pin(async move {
-                                scope.close(Exit::Panic).await;
+                                if let Some(scope) = scope {
+                                    scope.close(Exit::Panic).await;
+                                }
                                 Ok(json_error(
                                     StatusCode::INTERNAL_SERVER_ERROR,
                                     "internal error: the handler panicked",

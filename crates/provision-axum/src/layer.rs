@@ -72,10 +72,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let scope = self.registry.open_scope();
-        // The inner call may poll nothing yet, but it may build request
-        // futures eagerly; run it inside the scope too.
-        let inner = scope.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(scope, inner)
+        // No scope is opened here: the request future runs "inside a request"
+        // and its scope opens when something first asks for a service.
+        ResponseFuture::new(self.registry.request(self.inner.call(request)))
     }
 }

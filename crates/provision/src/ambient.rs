@@ -11,18 +11,26 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::RequestScope;
+use crate::{Registry, RequestScope};
 
-thread_local! {
-    static CURRENT: Cell<Option<RequestScope>> = const { Cell::new(None) };
+/// What is entered on a thread: a request that has not asked for anything
+/// yet (its scope opens on first use, so a request that never asks pays for
+/// no scope at all), or an open scope.
+pub(crate) enum Slot {
+    Pending(Registry),
+    Open(RequestScope),
 }
 
-/// Runs `f` with the scope in `slot` entered. The scope is moved into the
-/// thread-local and back, so entering costs no reference counting.
-pub(crate) fn enter_slot<R>(slot: &mut Option<RequestScope>, f: impl FnOnce() -> R) -> R {
+thread_local! {
+    static CURRENT: Cell<Option<Slot>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `slot` entered. The slot is moved into the thread-local and
+/// back, so entering costs no reference counting.
+pub(crate) fn enter_slot<R>(slot: &mut Option<Slot>, f: impl FnOnce() -> R) -> R {
     struct Restore<'a> {
-        slot: &'a mut Option<RequestScope>,
-        previous: Option<RequestScope>,
+        slot: &'a mut Option<Slot>,
+        previous: Option<Slot>,
     }
     impl Drop for Restore<'_> {
         // Runs on unwind too, so a panicking poll cannot leave its scope
@@ -36,22 +44,25 @@ pub(crate) fn enter_slot<R>(slot: &mut Option<RequestScope>, f: impl FnOnce() ->
     f()
 }
 
-/// A clone of the entered scope, if any.
+/// A clone of the entered scope, if any (opening a pending one).
 pub(crate) fn current() -> Option<RequestScope> {
-    CURRENT.with(|cell| {
-        let scope = cell.take();
-        let clone = scope.clone();
-        cell.set(scope);
-        clone
-    })
+    with_current(|scope| scope.cloned())
 }
 
-/// Calls `f` with a reference to the entered scope, without cloning it.
+/// Calls `f` with a reference to the entered scope, without cloning it,
+/// opening it first if the request has not opened it yet. `f` must not use
+/// the ambient scope itself (it is taken out while `f` runs).
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestScope>) -> R) -> R {
     CURRENT.with(|cell| {
-        let scope = cell.take();
-        let out = f(scope.as_ref());
-        cell.set(scope);
+        let mut slot = cell.take();
+        if let Some(Slot::Pending(registry)) = &slot {
+            slot = Some(Slot::Open(registry.open_scope()));
+        }
+        let out = f(match &slot {
+            Some(Slot::Open(scope)) => Some(scope),
+            _ => None,
+        });
+        cell.set(slot);
         out
     })
 }
@@ -59,40 +70,45 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestScope>) -> R) -> R {
 pin_project_lite::pin_project! {
     /// A future that enters its request scope each time it is polled.
     ///
-    /// Made by [`RequestScope::bind`] (for tasks spawned from a handler: the
-    /// scope waits for them before it releases anything) and by integrations
-    /// with [`RequestScope::enter_while`] (for the request's own future).
+    /// Made by [`Registry::request`] (an integration's request future: the
+    /// scope opens when something first asks for a service), by
+    /// [`RequestScope::bind`] (tasks spawned from a handler: the scope waits
+    /// for them before it releases anything) and by
+    /// [`RequestScope::enter_while`].
     pub struct Scoped<F> {
         #[pin]
         future: F,
-        scope: Option<RequestScope>,
+        slot: Option<Slot>,
         task: Option<crate::scope::TaskGuard>,
     }
 }
 
 impl<F> Scoped<F> {
-    pub(crate) fn new(
-        scope: RequestScope,
-        future: F,
-        task: Option<crate::scope::TaskGuard>,
-    ) -> Self {
+    pub(crate) fn new(slot: Slot, future: F, task: Option<crate::scope::TaskGuard>) -> Self {
         Scoped {
             future,
-            scope: Some(scope),
+            slot: Some(slot),
             task,
         }
     }
 
-    /// The scope this future runs in (`None` once taken).
+    /// The scope this future runs in, if it has been opened.
     pub fn scope(&self) -> Option<&RequestScope> {
-        self.scope.as_ref()
+        match &self.slot {
+            Some(Slot::Open(scope)) => Some(scope),
+            _ => None,
+        }
     }
 
     /// Takes the scope out, typically once the future has completed, so the
     /// integration can settle and close it without another reference count.
+    /// `None` if the request never opened one (it asked for nothing).
     /// Polling afterwards runs the future outside any scope.
     pub fn take_scope(self: Pin<&mut Self>) -> Option<RequestScope> {
-        self.project().scope.take()
+        match self.project().slot.take() {
+            Some(Slot::Open(scope)) => Some(scope),
+            _ => None,
+        }
     }
 }
 
@@ -102,7 +118,7 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let future = this.future;
-        let output = enter_slot(this.scope, || future.poll(cx));
+        let output = enter_slot(this.slot, || future.poll(cx));
         if output.is_ready() {
             // The task is done: stop holding the scope's release back.
             this.task.take();

@@ -116,7 +116,11 @@ impl Probe {
 
     /// The report for service `T` (all zeros if it was never built).
     pub fn report<T: Provide>(&self) -> ServiceReport {
-        self.registry.stats(ServiceInfo::of::<T>()).report()
+        let info = ServiceInfo::of::<T>();
+        match self.registry.existing_stats(info) {
+            Some(stats) => stats.report(),
+            None => ServiceStats::new(info).report(),
+        }
     }
 
     /// How many values of `T` were built.

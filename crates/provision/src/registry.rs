@@ -121,8 +121,17 @@ impl Registry {
     /// Opens the scope of one request. Integrations call this once per
     /// request and must [`close`](RequestScope::close) it.
     pub fn open_scope(&self) -> RequestScope {
-        self.inner.open_scopes.fetch_add(1, Ordering::AcqRel);
+        self.inner.open_scopes.fetch_add(1, Ordering::SeqCst);
         RequestScope::open(self.clone())
+    }
+
+    /// Wraps the future of one request so that it runs inside that request's
+    /// scope. The scope is opened only when something first asks for a
+    /// service: a request that asks for nothing costs no scope. Take it
+    /// back with [`Scoped::take_scope`](crate::Scoped::take_scope) when the
+    /// future completes, to settle and close it.
+    pub fn request<F>(&self, future: F) -> crate::Scoped<F> {
+        crate::Scoped::new(crate::ambient::Slot::Pending(self.clone()), future, None)
     }
 
     /// The value of app service `T`, if it has been built (every registered
@@ -159,13 +168,13 @@ impl Registry {
     /// construction, with [`Exit::Shutdown`]. Call it after the server has
     /// stopped accepting requests. Later calls wait for the first to finish.
     pub async fn shutdown(&self) {
-        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
+        if self.inner.shutting_down.swap(true, Ordering::SeqCst) {
             self.wait_shutdown_done().await;
             return;
         }
         poll_fn(|cx| {
             let mut shutdown = self.lock_shutdown();
-            if self.inner.open_scopes.load(Ordering::Acquire) == 0 {
+            if self.inner.open_scopes.load(Ordering::SeqCst) == 0 {
                 Poll::Ready(())
             } else {
                 shutdown.scope_waiters.push(cx.waker().clone());
@@ -216,7 +225,12 @@ impl Registry {
     }
 
     pub(crate) fn scope_closed(&self) {
-        if self.inner.open_scopes.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Only a shutdown waits for the count to reach zero, so the lock is
+        // taken only then. Both sides use SeqCst: either this load sees the
+        // flag, or the shutdown's count check sees this decrement.
+        if self.inner.open_scopes.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.inner.shutting_down.load(Ordering::SeqCst)
+        {
             let waiters = std::mem::take(&mut self.lock_shutdown().scope_waiters);
             waiters.into_iter().for_each(Waker::wake);
         }
@@ -294,20 +308,22 @@ impl Registry {
         resolver: Resolver<'_>,
     ) -> Result<AnyArc, Error> {
         let stats = self.stats(info);
+        // Timed only for an observer: reading the clock twice per build is
+        // measurable on the request path.
         #[cfg(not(target_arch = "wasm32"))]
-        let started = std::time::Instant::now();
+        let started = self.observer().map(|_| std::time::Instant::now());
         let built = match self.inner.overrides.get(&info.type_id()) {
             Some(build) => build().await,
             None => (info.build)(resolver).await,
         };
         #[cfg(not(target_arch = "wasm32"))]
-        let elapsed = Some(started.elapsed());
+        let elapsed = started.map(|s| s.elapsed());
         #[cfg(target_arch = "wasm32")]
         let elapsed = None;
         match &built {
             Ok(_) => {
                 stats.record_acquire();
-                tracing::debug!(service = info.name(), lifetime = %info.lifetime(), ?elapsed, "acquired");
+                tracing::debug!(service = info.name(), lifetime = %info.lifetime(), "acquired");
                 if let Some(observer) = self.observer() {
                     observer.acquired(info, elapsed);
                 }
@@ -382,6 +398,16 @@ impl Registry {
                 stats
             })
             .clone()
+    }
+
+    /// The counters of a service, if it has any (without creating them).
+    pub(crate) fn existing_stats(&self, info: &'static ServiceInfo) -> Option<Arc<ServiceStats>> {
+        self.inner
+            .stats
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&info.type_id())
+            .cloned()
     }
 
     pub(crate) fn all_stats(&self) -> Vec<Arc<ServiceStats>> {

@@ -4,10 +4,10 @@
 use std::any::TypeId;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Poll, Waker};
 
-use crate::ambient::{self, Scoped};
+use crate::ambient::{self, Scoped, Slot};
 use crate::lifetime::{Lifetime, LifetimeKind};
 use crate::resolver::Resolver;
 use crate::service::AnyArc;
@@ -61,7 +61,10 @@ pub struct RequestScope {
 struct Inner {
     registry: Registry,
     store: Store,
-    mark: Arc<ScopeMark>,
+    id: u64,
+    /// Made when the first request-bound value is: most requests never need
+    /// one, and it is the one thing that must outlive the scope.
+    mark: OnceLock<Arc<ScopeMark>>,
     settled: AtomicBool,
     closing: AtomicBool,
     /// Set once the registry has been told this scope is over, so that a
@@ -73,7 +76,9 @@ struct Inner {
 impl Inner {
     fn finish(&self) {
         if !self.finished.swap(true, Ordering::AcqRel) {
-            self.mark.ended.store(true, Ordering::Release);
+            if let Some(mark) = self.mark.get() {
+                mark.ended.store(true, Ordering::Release);
+            }
             self.registry.scope_closed();
         }
     }
@@ -99,10 +104,8 @@ impl RequestScope {
             inner: Arc::new(Inner {
                 registry,
                 store: Store::new(),
-                mark: Arc::new(ScopeMark {
-                    id,
-                    ended: AtomicBool::new(false),
-                }),
+                id,
+                mark: OnceLock::new(),
                 settled: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
@@ -120,7 +123,7 @@ impl RequestScope {
     /// This request's number, unique in the process. Error messages use it
     /// to name requests.
     pub fn id(&self) -> u64 {
-        self.inner.mark.id
+        self.inner.id
     }
 
     /// The registry this scope was opened from.
@@ -129,7 +132,12 @@ impl RequestScope {
     }
 
     pub(crate) fn mark(&self) -> &Arc<ScopeMark> {
-        &self.inner.mark
+        self.inner.mark.get_or_init(|| {
+            Arc::new(ScopeMark {
+                id: self.inner.id,
+                ended: AtomicBool::new(self.inner.finished.load(Ordering::Acquire)),
+            })
+        })
     }
 
     /// The service `T` for this request: the app's value for an app service,
@@ -218,31 +226,37 @@ impl RequestScope {
     }
 
     /// Wraps `future` so that it runs inside this scope, for work a handler
-    /// hands to another task:
+    /// hands to another task. Values bound to this request may be used
+    /// there, and the scope waits for the future to finish (or be dropped)
+    /// before it releases anything, like `waitUntil` on Cloudflare Workers.
     ///
-    /// ```ignore
-    /// let scope = RequestScope::current().expect("inside a request");
-    /// tokio::spawn(scope.bind(async move { db.query(...).await }));
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), provision::Error> {
+    /// use provision::{Exit, Registry, RequestScope};
     ///
-    /// Values bound to this request may be used there, and the scope waits
-    /// for the future to finish (or be dropped) before it releases anything,
-    /// like `waitUntil` on Cloudflare Workers.
+    /// let registry = Registry::builder().build().await?;
+    /// let scope = registry.open_scope();
+    /// let task = tokio::spawn(scope.bind(async { RequestScope::current().map(|s| s.id()) }));
+    /// assert_eq!(task.await.unwrap(), Some(scope.id()), "the task runs inside the request");
+    /// scope.close(Exit::Cancelled).await;
+    /// # Ok(()) }
+    /// ```
     pub fn bind<F>(&self, future: F) -> Scoped<F> {
         let task = TaskGuard::new(self.clone());
-        Scoped::new(self.clone(), future, Some(task))
+        Scoped::new(Slot::Open(self.clone()), future, Some(task))
     }
 
     /// Wraps `future` so that it runs inside this scope, without holding the
     /// scope's release back: for the integration's own request future.
     pub fn enter_while<F>(self, future: F) -> Scoped<F> {
-        Scoped::new(self, future, None)
+        Scoped::new(Slot::Open(self), future, None)
     }
 
     /// Runs `f` inside this scope (for synchronous work such as polling a
     /// response body).
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut slot = Some(self.clone());
+        let mut slot = Some(Slot::Open(self.clone()));
         ambient::enter_slot(&mut slot, f)
     }
 
@@ -268,7 +282,13 @@ impl RequestScope {
                         crate::catch_unwind::panic_message(&*panic)
                     )),
                 };
-                tracing::error!(service = info.name(), %error, "settle failed");
+                match error.status() {
+                    Some(status) if status.is_client_error() => {
+                        tracing::debug!(service = info.name(), %error, "settle refused")
+                    }
+                    Some(_) => tracing::warn!(service = info.name(), %error, "settle failed"),
+                    None => tracing::error!(service = info.name(), %error, "settle failed"),
+                }
                 first_error.get_or_insert(error);
             }
         };
@@ -370,7 +390,7 @@ impl Drop for Inner {
             acquired.stats.record_escape();
             tracing::error!(
                 service = acquired.info.name(),
-                request = self.mark.id,
+                request = self.id,
                 "request scope dropped without being closed; this value was never released"
             );
         }

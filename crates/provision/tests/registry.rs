@@ -217,13 +217,13 @@ async fn an_override_replaces_the_constructor_and_keeps_the_lifetime() {
     assert_eq!((probe.acquires::<Conn>(), probe.releases::<Conn>()), (2, 2));
 }
 
-struct Lazy(Dep<Log>);
+struct Lazy;
 impl Provide for Lazy {
     type Lifetime = App;
     type Deps = (Log,);
     async fn build((log,): (Dep<Log>,)) -> Result<Self, Error> {
         log.push("built Lazy");
-        Ok(Lazy(log))
+        Ok(Lazy)
     }
 }
 
