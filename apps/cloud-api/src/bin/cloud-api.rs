@@ -1,0 +1,103 @@
+//! `cloud-api`: serve the API, apply migrations, or create an API token.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cloud_api::settings::Settings;
+
+/// The reference service of provision: users, organisations, scopes and
+/// sources over PostgreSQL, or an embedded SQLite database by default.
+#[derive(Debug, Parser)]
+#[command(name = "cloud-api", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// With no subcommand: serve, with these settings.
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(Settings),
+    /// Apply database migrations and exit.
+    Migrate(Settings),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token for a user (creating the user if needed) and print it
+    /// once: it is stored only as a hash.
+    Create(CreateToken),
+}
+
+#[derive(Debug, Args)]
+struct CreateToken {
+    /// The user's email.
+    #[arg(long)]
+    email: String,
+    /// The user's name, if the user is new (default: the email's local part).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            None => cloud_api::server::serve(cli.settings, cloud_api::server::signal()).await,
+            Some(Command::Serve(settings)) => {
+                cloud_api::server::serve(settings, cloud_api::server::signal()).await
+            }
+            Some(Command::Migrate(settings)) => cloud_api::cli::migrate(&settings).await,
+            Some(Command::Token(TokenCommand::Create(args))) => {
+                cloud_api::cli::create_token(&args.settings, &args.email, args.name.as_deref())
+                    .await
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), e.g.
+/// `RUST_LOG=info,provision=debug` to see every acquire and release.
+fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(filter)
+        .init();
+}

@@ -1,0 +1,86 @@
+//! The HTTP API: routes, extractors, errors, the OpenAPI document.
+
+mod error;
+mod extract;
+mod health;
+mod observe;
+mod openapi;
+mod organisations;
+mod sources;
+mod users;
+
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use http::{Method, StatusCode, Uri};
+use provision::Registry;
+use provision_axum::ProvisionLayer;
+
+use crate::metrics::Metrics;
+
+/// The production router. Tests build it too, with services overridden in
+/// the registry (a counting fake for the database): the same routes, the
+/// same layers.
+pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router {
+    let api = Router::new()
+        .route("/api/health", get(health::health))
+        .route("/api/ready", get(health::ready))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/users", get(users::list).post(users::create))
+        .route("/api/users/{id}", get(users::get))
+        .route(
+            "/api/orgs",
+            get(organisations::list_mine).post(organisations::create),
+        )
+        .route("/api/orgs/{org_id}", get(organisations::get))
+        .route(
+            "/api/orgs/{org_id}/members",
+            get(organisations::members).post(organisations::add_member),
+        )
+        .route(
+            "/api/orgs/{org_id}/members/{user_id}",
+            axum::routing::patch(organisations::change_role).delete(organisations::remove_member),
+        )
+        .route("/api/scopes", get(sources::list_scopes))
+        .route(
+            "/api/scopes/{scope_id}/sources",
+            get(sources::list).post(sources::create),
+        )
+        .route(
+            "/api/scopes/{scope_id}/sources/{source_id}",
+            get(sources::get)
+                .patch(sources::update)
+                .delete(sources::delete),
+        )
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Outermost of the API layers: every handler and middleware inside
+        // gets the request's scope.
+        .layer(ProvisionLayer::new(registry));
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .with_state(metrics.clone())
+        .merge(api)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::observe,
+        ))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,51 @@
+//! The OpenAPI 3 document at `GET /api/openapi.json`, generated from the
+//! handlers' `#[utoipa::path]` attributes and the types' schemas.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{ErrorBody, health, organisations, sources, users};
+use crate::domain;
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cloud-api", description = "The reference service of provision: users, organisations, scopes and sources."),
+    paths(
+        health::health, health::ready,
+        users::list, users::get, users::create,
+        organisations::create, organisations::list_mine, organisations::get,
+        organisations::members, organisations::add_member, organisations::change_role,
+        organisations::remove_member,
+        sources::list_scopes, sources::list, sources::create, sources::get,
+        sources::update, sources::delete,
+    ),
+    components(schemas(
+        ErrorBody, health::Status,
+        domain::User, domain::NewUser, domain::UserList,
+        domain::Organisation, domain::NewOrganisation, domain::MyOrganisation,
+        domain::Member, domain::Role, organisations::NewMember, organisations::RoleChange,
+        domain::Scope, domain::ScopeKind,
+        domain::Source, domain::NewSource, domain::SourcePatch, domain::SourceKind,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Serves the document. Public: asks for nothing.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

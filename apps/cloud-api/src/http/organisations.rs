@@ -1,0 +1,147 @@
+//! Organisations and their members. Creating one makes the caller its
+//! admin; managing members is for admins; the last admin stays.
+
+use axum::Json;
+use http::StatusCode;
+use provision::Dep;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{self, Path};
+use super::{ApiError, ErrorBody};
+use crate::domain::access::{check_manage_members, check_organisation};
+use crate::domain::{Member, MyOrganisation, NewOrganisation, Organisation, Role};
+use crate::services::{Authenticated, Conn, Tx};
+
+/// Creates an organisation, with its org scope, and makes the caller its
+/// admin (with a user scope).
+#[utoipa::path(post, path = "/api/orgs", tag = "organisations", request_body = NewOrganisation,
+    security(("bearer" = [])),
+    responses((status = 201, body = Organisation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create(
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+    extract::Json(new): extract::Json<NewOrganisation>,
+) -> Result<(StatusCode, Json<Organisation>), ApiError> {
+    new.validate()?;
+    let org = tx.get()?.create_organisation(me.user.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// The organisations the caller belongs to, with their role in each.
+#[utoipa::path(get, path = "/api/orgs", tag = "organisations", security(("bearer" = [])),
+    responses((status = 200, body = Vec<MyOrganisation>), (status = 401, body = ErrorBody)))]
+pub async fn list_mine(
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Vec<MyOrganisation>>, ApiError> {
+    Ok(Json(conn.get()?.list_my_organisations(me.user.id).await?))
+}
+
+/// The members of an organisation (admins only).
+#[utoipa::path(get, path = "/api/orgs/{org_id}/members", tag = "organisations",
+    params(("org_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<Member>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn members(
+    Path(org_id): Path<i64>,
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    Ok(Json(conn.get()?.list_members(org_id).await?))
+}
+
+/// Who to add, and as what.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// The user's email; they must already have an account.
+    pub email: String,
+    /// Their role (default `member`).
+    #[serde(default = "member")]
+    pub role: Role,
+}
+
+fn member() -> Role {
+    Role::Member
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// `admin` or `member`.
+    pub role: Role,
+}
+
+/// Adds a member (admins only); they get a user scope.
+#[utoipa::path(post, path = "/api/orgs/{org_id}/members", tag = "organisations",
+    params(("org_id" = i64, Path)), request_body = NewMember, security(("bearer" = [])),
+    responses((status = 201, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_member(
+    Path(org_id): Path<i64>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+    extract::Json(new): extract::Json<NewMember>,
+) -> Result<(StatusCode, Json<Member>), ApiError> {
+    check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let connection = tx.get()?;
+    let user = connection
+        .get_user_by_email(new.email.trim())
+        .await
+        .map_err(|e| ApiError::store(e, "user with this email"))?;
+    let member = connection.add_member(org_id, user.id, new.role).await?;
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// Changes a member's role (admins only; the last admin cannot be demoted).
+#[utoipa::path(patch, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
+    params(("org_id" = i64, Path), ("user_id" = i64, Path)), request_body = RoleChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn change_role(
+    Path((org_id, user_id)): Path<(i64, i64)>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+    extract::Json(change): extract::Json<RoleChange>,
+) -> Result<Json<Member>, ApiError> {
+    check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let member = tx
+        .get()?
+        .change_member_role(org_id, user_id, change.role)
+        .await;
+    Ok(Json(member.map_err(|e| ApiError::store(e, "member"))?))
+}
+
+/// Removes a member and their user scope (admins only; not the last admin).
+#[utoipa::path(delete, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
+    params(("org_id" = i64, Path), ("user_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_member(
+    Path((org_id, user_id)): Path<(i64, i64)>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+) -> Result<StatusCode, ApiError> {
+    check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let removed = tx.get()?.remove_member(org_id, user_id).await;
+    removed.map_err(|e| ApiError::store(e, "member"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One organisation the caller belongs to.
+#[utoipa::path(get, path = "/api/orgs/{org_id}", tag = "organisations",
+    params(("org_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Organisation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    Path(org_id): Path<i64>,
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Organisation>, ApiError> {
+    check_organisation(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let org = conn.get()?.get_organisation(org_id).await;
+    Ok(Json(org.map_err(|e| ApiError::store(e, "organisation"))?))
+}

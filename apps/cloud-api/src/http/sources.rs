@@ -1,0 +1,126 @@
+//! Scopes and their sources. Every read and write is checked against the
+//! caller's memberships; another organisation's scope or source is a 404.
+
+use axum::Json;
+use http::StatusCode;
+use provision::Dep;
+
+use super::extract::{self, Path};
+use super::{ApiError, ErrorBody};
+use crate::domain::access::check_scope;
+use crate::domain::{Action, NewSource, Scope, Source, SourcePatch};
+use crate::services::{Authenticated, Conn, Tx};
+use crate::store::Connection;
+
+/// The scope, if the caller may do `action` to its sources.
+async fn scope_for(
+    me: &Authenticated,
+    connection: &Connection,
+    scope_id: i64,
+    action: Action,
+) -> Result<Scope, ApiError> {
+    // An unknown id and another organisation's scope give the same 404, so
+    // an outsider cannot tell a scope id is in use.
+    let scope = connection
+        .get_scope(scope_id)
+        .await
+        .map_err(|e| ApiError::store(e, "scope"))?;
+    check_scope(&me.caller, &scope, action).map_err(|e| ApiError::access(e, "scope"))?;
+    Ok(scope)
+}
+
+/// The caller's scopes: each organisation's org scope and their own user
+/// scope in it.
+#[utoipa::path(get, path = "/api/scopes", tag = "scopes", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Scope>), (status = 401, body = ErrorBody)))]
+pub async fn list_scopes(
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Vec<Scope>>, ApiError> {
+    Ok(Json(conn.get()?.scopes_of_user(me.user.id).await?))
+}
+
+/// The sources of a scope.
+#[utoipa::path(get, path = "/api/scopes/{scope_id}/sources", tag = "sources",
+    params(("scope_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<Source>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    Path(scope_id): Path<i64>,
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Vec<Source>>, ApiError> {
+    let connection = conn.get()?;
+    let scope = scope_for(&me, connection, scope_id, Action::Read).await?;
+    Ok(Json(connection.list_sources(scope.id).await?))
+}
+
+/// Registers a source in a scope. 409 if the name is taken in that scope.
+#[utoipa::path(post, path = "/api/scopes/{scope_id}/sources", tag = "sources",
+    params(("scope_id" = i64, Path)), request_body = NewSource, security(("bearer" = [])),
+    responses((status = 201, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    Path(scope_id): Path<i64>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+    extract::Json(new): extract::Json<NewSource>,
+) -> Result<(StatusCode, Json<Source>), ApiError> {
+    let connection = tx.get()?;
+    let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
+    new.validate()?;
+    let source = connection.create_source(scope.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(source)))
+}
+
+/// One source.
+#[utoipa::path(get, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
+    params(("scope_id" = i64, Path), ("source_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Source), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    Path((scope_id, source_id)): Path<(i64, i64)>,
+    Dep(me): Dep<Authenticated>,
+    Dep(conn): Dep<Conn>,
+) -> Result<Json<Source>, ApiError> {
+    let connection = conn.get()?;
+    let scope = scope_for(&me, connection, scope_id, Action::Read).await?;
+    let source = connection.get_source(scope.id, source_id).await;
+    Ok(Json(source.map_err(|e| ApiError::store(e, "source"))?))
+}
+
+/// Changes some of a source's fields.
+#[utoipa::path(patch, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
+    params(("scope_id" = i64, Path), ("source_id" = i64, Path)), request_body = SourcePatch,
+    security(("bearer" = [])),
+    responses((status = 200, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update(
+    Path((scope_id, source_id)): Path<(i64, i64)>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+    extract::Json(patch): extract::Json<SourcePatch>,
+) -> Result<Json<Source>, ApiError> {
+    let connection = tx.get()?;
+    let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
+    patch.validate()?;
+    let source = connection.update_source(scope.id, source_id, &patch).await;
+    Ok(Json(source.map_err(|e| ApiError::store(e, "source"))?))
+}
+
+/// Deletes a source.
+#[utoipa::path(delete, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
+    params(("scope_id" = i64, Path), ("source_id" = i64, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    Path((scope_id, source_id)): Path<(i64, i64)>,
+    Dep(me): Dep<Authenticated>,
+    Dep(tx): Dep<Tx>,
+) -> Result<StatusCode, ApiError> {
+    let connection = tx.get()?;
+    let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
+    let deleted = connection.delete_source(scope.id, source_id).await;
+    deleted.map_err(|e| ApiError::store(e, "source"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,26 @@
+//! The reference service's library: domain types, validation, access rules
+//! and database access for PostgreSQL and SQLite.
+//!
+//! A request that touches scoped data goes:
+//!
+//! 1. `conn.resolve_token(bearer)` → the [`domain::User`] (or 401);
+//! 2. `conn.caller(user.id)` → a [`domain::Caller`] (their memberships);
+//! 3. load the target (`conn.get_scope(id)`) and check it with
+//!    [`domain::access`] (404 / 403 / ok);
+//! 4. the operation, e.g. `conn.create_source(scope.id, &new)`, which
+//!    validates its input again and filters by scope itself.
+
+#![forbid(unsafe_code)]
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("cloud-api needs at least one database feature: `postgres` or `sqlite`");
+
+pub mod app;
+pub mod cli;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod services;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,215 @@
+//! Prometheus metrics at `GET /metrics`: HTTP requests by route and status,
+//! latency, and per service: acquisitions, releases, values held, acquire
+//! latency. Service figures come from provision's `Observer` hooks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry as MetricRegistry;
+use provision::{Error, Exit, Observer, ServiceInfo};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+    lifetime: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabels {
+    service: String,
+    exit: String,
+}
+
+/// Every metric of the service, shared by the HTTP middleware, the
+/// provision observer and the `/metrics` handler.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+provision::supplied!(Metrics);
+
+struct Inner {
+    registry: MetricRegistry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    acquisitions: Family<ServiceLabels, Counter>,
+    releases: Family<ReleaseLabels, Counter>,
+    held: Family<ServiceLabels, Gauge>,
+    acquire_latency: Family<ServiceLabels, Histogram>,
+    build_failures: Family<ServiceLabels, Counter>,
+    db_connections_opened: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics.
+    pub fn new() -> Metrics {
+        let mut registry = MetricRegistry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 2.0, 18))
+        });
+        let acquisitions = Family::<ServiceLabels, Counter>::default();
+        let releases = Family::<ReleaseLabels, Counter>::default();
+        let held = Family::<ServiceLabels, Gauge>::default();
+        let acquire_latency = Family::<ServiceLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+        });
+        let build_failures = Family::<ServiceLabels, Counter>::default();
+        let db_connections_opened = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "service_acquisitions",
+            "Service values built, by service",
+            acquisitions.clone(),
+        );
+        registry.register(
+            "service_releases",
+            "Service values released, by service and how the request ended",
+            releases.clone(),
+        );
+        registry.register(
+            "service_held",
+            "Service values built and not yet released",
+            held.clone(),
+        );
+        registry.register(
+            "service_acquire_duration_seconds",
+            "Time to build a service value",
+            acquire_latency.clone(),
+        );
+        registry.register(
+            "service_build_failures",
+            "Service builds that failed",
+            build_failures.clone(),
+        );
+        registry.register(
+            "db_connections_opened",
+            "Database connections opened by the service (per-request mode, or new pool connections)",
+            db_connections_opened.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                acquisitions,
+                releases,
+                held,
+                acquire_latency,
+                build_failures,
+                db_connections_opened,
+            }),
+        }
+    }
+
+    /// Counts one finished HTTP request.
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.inner
+            .latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a database connection opened.
+    pub fn record_connection_opened(&self) {
+        self.inner.db_connections_opened.inc();
+    }
+
+    /// Database connections opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.db_connections_opened.get()
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    fn service_labels(service: &ServiceInfo) -> ServiceLabels {
+        ServiceLabels {
+            service: service.name().to_owned(),
+            lifetime: service.lifetime().as_str().to_owned(),
+        }
+    }
+}
+
+impl Observer for Metrics {
+    fn acquired(&self, service: &ServiceInfo, elapsed: Option<Duration>) {
+        let labels = Metrics::service_labels(service);
+        self.inner.acquisitions.get_or_create(&labels).inc();
+        self.inner.held.get_or_create(&labels).inc();
+        if let Some(elapsed) = elapsed {
+            self.inner
+                .acquire_latency
+                .get_or_create(&labels)
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    fn build_failed(&self, service: &ServiceInfo, _error: &Error) {
+        self.inner
+            .build_failures
+            .get_or_create(&Metrics::service_labels(service))
+            .inc();
+    }
+
+    fn released(&self, service: &ServiceInfo, exit: Exit, _error: Option<&Error>) {
+        self.inner
+            .held
+            .get_or_create(&Metrics::service_labels(service))
+            .dec();
+        self.inner
+            .releases
+            .get_or_create(&ReleaseLabels {
+                service: service.name().to_owned(),
+                exit: exit.label().to_owned(),
+            })
+            .inc();
+    }
+}

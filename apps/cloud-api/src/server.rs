@@ -1,0 +1,109 @@
+//! Serving until SIGTERM or Ctrl-C, then shutting down in order: stop
+//! accepting, let in-flight requests finish (up to the grace period), release
+//! every request scope, then the app services (the pool last).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::settings::Settings;
+
+/// Runs the service until `shutdown` resolves; returns once everything has
+/// been released.
+pub async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let app = App::build(settings.clone()).await?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    serve_on(listener, app, settings.shutdown_grace, shutdown).await
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve_on(
+    listener: TcpListener,
+    app: App,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (signalled, mut signal) = tokio::sync::oneshot::channel::<()>();
+    let registry = app.registry.clone();
+    let mut server = tokio::spawn(
+        axum::serve(listener, app.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = signalled.send(());
+            })
+            .into_future(),
+    );
+
+    // 1. Serve until the signal (or until the server fails on its own).
+    tokio::select! {
+        served = &mut server => {
+            registry.shutdown().await;
+            return match served {
+                Ok(result) => Ok(result?),
+                Err(e) => Err(e.into()),
+            };
+        }
+        _ = &mut signal => {}
+    }
+
+    // 2. Drain. The listener is closed; in-flight requests finish. The
+    //    registry begins shutting down now, so a request cut off below
+    //    releases with `Exit::Shutdown`, and app services wait for every
+    //    request scope.
+    tracing::info!(?grace, "shutting down: finishing in-flight requests");
+    let released = tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.shutdown().await }
+    });
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "requests outlived the grace period; cutting them off"
+            );
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    // 3. Every scope releases (cut-off requests in the background), then
+    //    the app services, the pool last.
+    if tokio::time::timeout(grace, released).await.is_err() {
+        tracing::error!("release did not finish within the grace period");
+        return Err("shutdown: release did not finish within the grace period".into());
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

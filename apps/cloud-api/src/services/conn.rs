@@ -1,0 +1,44 @@
+//! [`Conn`]: this request's database connection.
+
+use provision::{Dep, Error, Exit, Provide, Request, RequestBound};
+
+use crate::store::Connection;
+
+use super::Db;
+
+/// One connection, for one request: leased from the pool (pool mode) or
+/// opened (per-request mode) on the request's first query, shared by
+/// everything in that request, and given back or closed when it ends.
+///
+/// The connection is [`RequestBound`]: used from any other request, or
+/// after this one ended, it fails with Cloudflare Workers' own error
+/// instead of quietly sharing a socket.
+pub struct Conn {
+    connection: RequestBound<Connection>,
+}
+
+impl Conn {
+    /// The connection, if this is the request that opened it.
+    pub fn get(&self) -> Result<&Connection, Error> {
+        Ok(self.connection.get()?)
+    }
+}
+
+impl Provide for Conn {
+    type Lifetime = Request;
+    type Deps = (Db,);
+
+    async fn build((db,): (Dep<Db>,)) -> Result<Self, Error> {
+        let connection = db.acquire().await?;
+        Ok(Conn {
+            connection: RequestBound::new(connection).named("Conn"),
+        })
+    }
+
+    /// Rolls back anything left open, then returns the connection to the
+    /// pool or closes it (waiting for its connection task to end).
+    async fn release(self, _exit: Exit) -> Result<(), Error> {
+        self.connection.into_inner().close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! [`Db`]: the database, for the whole app: a PostgreSQL pool, the config to
+//! connect per request, or the embedded SQLite file.
+
+use provision::{App, Dep, Error, Exit, Provide};
+
+use crate::metrics::Metrics;
+use crate::settings::{DbMode, Settings};
+use crate::store::{Database, PostgresMode};
+
+use super::store_error;
+
+/// The database handle. App lifetime: it holds no connection a request could
+/// capture, only the means to get one (that is [`Conn`](super::Conn)'s job).
+pub struct Db {
+    database: Database,
+    metrics: Dep<Metrics>,
+    per_request: bool,
+}
+
+impl Db {
+    /// The store-level handle.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// A connection for one request: leased from the pool, or opened.
+    pub(crate) async fn acquire(&self) -> Result<crate::store::Connection, Error> {
+        let connection = self.database.acquire().await.map_err(store_error)?;
+        if self.per_request {
+            self.metrics.record_connection_opened();
+        }
+        Ok(connection)
+    }
+}
+
+impl Provide for Db {
+    type Lifetime = App;
+    type Deps = (Settings, Metrics);
+
+    async fn build((settings, metrics): (Dep<Settings>, Dep<Metrics>)) -> Result<Self, Error> {
+        let database = open(&settings).map_err(store_error)?;
+        // Migrations run at startup, in both modes, before any request.
+        database
+            .migrate()
+            .await
+            .map_err(|e| Error::with_source("could not apply database migrations", e))?;
+        let per_request = matches!(database, Database::PostgresPerRequest { .. });
+        tracing::info!(database = ?database, "database ready");
+        Ok(Db {
+            database,
+            metrics,
+            per_request,
+        })
+    }
+
+    async fn release(self, _exit: Exit) -> Result<(), Error> {
+        self.database.close();
+        Ok(())
+    }
+}
+
+/// The database the settings describe: PostgreSQL when a URL is given,
+/// else the embedded SQLite file in the data directory.
+pub fn open(settings: &Settings) -> Result<Database, crate::store::StoreError> {
+    match &settings.database_url {
+        Some(url) => {
+            let mode = match settings.db_mode {
+                DbMode::Pool => PostgresMode::Pool,
+                DbMode::PerRequest => PostgresMode::PerRequest,
+            };
+            Database::connect_postgres(
+                url,
+                mode,
+                settings.pool_size as usize,
+                settings.acquire_timeout,
+            )
+        }
+        None => Database::open_sqlite(settings.sqlite_path()),
+    }
+}

@@ -1,0 +1,133 @@
+//! The service's configuration: flags, environment, defaults. One app value,
+//! supplied to the registry at startup.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How requests get a PostgreSQL connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbMode {
+    /// Lease a connection from a pool shared by all requests; it goes back
+    /// to the pool when the request ends.
+    Pool,
+    /// Open a fresh connection on the request's first query and close it
+    /// when the request ends: the Cloudflare Workers rule, and what a
+    /// PgBouncer or Hyperdrive deployment expects.
+    PerRequest,
+}
+
+/// Database and server settings, from flags or the environment.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL (postgres://user:password@host:port/db). Without it,
+    /// the service uses an embedded SQLite database in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the embedded SQLite database (used when no
+    /// --database-url is given); created if missing.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// How requests get a PostgreSQL connection.
+    #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
+    pub db_mode: DbMode,
+
+    /// Connections in the pool (pool mode).
+    #[arg(long, env = "POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+
+    /// Longest a request waits for a database connection before it gets a
+    /// 503, e.g. `5s`, `500ms`.
+    #[arg(long, env = "ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// Longest one SQL statement may run (PostgreSQL `statement_timeout`).
+    #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+
+    /// How long shutdown waits for in-flight requests before cutting them
+    /// off.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+}
+provision::supplied!(Settings);
+
+impl Settings {
+    /// Settings for tests and tools: defaults, no flags read.
+    pub fn for_database(database_url: Option<String>, data_dir: PathBuf) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".parse().expect("a valid address"),
+            database_url,
+            data_dir,
+            db_mode: DbMode::Pool,
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+        }
+    }
+
+    /// The SQLite file used when there is no database URL.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("cloud-api.sqlite3")
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write it like 500ms, 5s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`: use ms, s or m"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!("`{text}` must be more than zero and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").unwrap_err().contains("more than zero"));
+        assert!(parse_duration("5h").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+}

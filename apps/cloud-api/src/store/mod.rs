@@ -1,0 +1,23 @@
+//! Database access: a [`Database`] built at startup hands out a
+//! [`Connection`] per request, whose methods are the queries the endpoints
+//! need, on PostgreSQL or SQLite with the same behaviour.
+
+mod connection;
+mod database;
+mod error;
+mod migrate;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+mod transaction;
+
+pub use connection::Connection;
+pub use database::Database;
+#[cfg(feature = "postgres")]
+pub use database::PostgresMode;
+pub use error::StoreError;
+#[cfg(feature = "postgres")]
+pub use migrate::migrate_postgres;
+#[cfg(feature = "sqlite")]
+pub use migrate::migrate_sqlite;

@@ -1,0 +1,304 @@
+//! One PostgreSQL connection held for one request.
+
+use deadpool_postgres::Object;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::{map_error, members, organisations, scopes, sources, tokens, users};
+use crate::domain::{
+    Caller, IssuedToken, Member, MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation,
+    Page, Role, Scope, Source, SourcePatch, User, UserList,
+};
+use crate::store::error::{StoreError, aborted_transaction};
+use crate::store::transaction::{TxState, TxStatus};
+
+enum Handle {
+    /// Leased from the pool; goes back to it when dropped.
+    Leased(Object),
+    /// Opened for this request; the connection task ends once the client is
+    /// dropped.
+    Direct {
+        client: Client,
+        task: Option<JoinHandle<()>>,
+    },
+}
+
+/// A leased pool connection or a per-request client, with explicit
+/// transaction state (`BEGIN`/`COMMIT` statements rather than a
+/// `tokio_postgres::Transaction`, which would borrow the client and could
+/// not be opened lazily and finished by someone else).
+pub struct PgConnection {
+    handle: Option<Handle>,
+    tx: TxState,
+}
+
+impl PgConnection {
+    /// Wraps a connection leased from a deadpool pool.
+    pub fn leased(object: Object) -> Self {
+        PgConnection {
+            handle: Some(Handle::Leased(object)),
+            tx: TxState::default(),
+        }
+    }
+
+    /// Wraps a client whose connection future is driven elsewhere: by a
+    /// tokio task (pass its handle so [`Connection::close`](crate::store::Connection::close) can wait for
+    /// it), or by another runtime such as a Worker's event loop (`None`).
+    pub fn direct(client: Client, task: Option<JoinHandle<()>>) -> Self {
+        PgConnection {
+            handle: Some(Handle::Direct { client, task }),
+            tx: TxState::default(),
+        }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        match self.handle.as_ref().expect("handle is present until close") {
+            Handle::Leased(object) => object,
+            Handle::Direct { client, .. } => client,
+        }
+    }
+
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        match self.handle.as_mut().expect("handle is present until close") {
+            Handle::Leased(object) => object,
+            Handle::Direct { client, .. } => client,
+        }
+    }
+
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.tx.is_open()
+    }
+
+    pub(crate) async fn begin(&self) -> Result<(), StoreError> {
+        if self.tx.is_open() {
+            return Err(StoreError::Internal("a transaction is already open".into()));
+        }
+        self.client()
+            .batch_execute("BEGIN")
+            .await
+            .map_err(map_error)?;
+        self.tx.open();
+        Ok(())
+    }
+
+    pub(crate) async fn commit(&self) -> Result<(), StoreError> {
+        match self.tx.take() {
+            TxStatus::Idle => Ok(()),
+            TxStatus::Open => self
+                .client()
+                .batch_execute("COMMIT")
+                .await
+                .map_err(map_error),
+            TxStatus::Failed => {
+                // Postgres would answer COMMIT of an aborted transaction
+                // with a silent ROLLBACK; say so instead.
+                let _ = self.client().batch_execute("ROLLBACK").await;
+                Err(aborted_transaction())
+            }
+        }
+    }
+
+    pub(crate) async fn rollback(&self) -> Result<(), StoreError> {
+        match self.tx.take() {
+            TxStatus::Idle => Ok(()),
+            TxStatus::Open | TxStatus::Failed => self
+                .client()
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(map_error),
+        }
+    }
+
+    /// Rolls back an open transaction, returns a leased connection to its
+    /// pool, or closes a per-request connection and waits for its task.
+    pub(crate) async fn close(mut self) {
+        let rolled_back = self.rollback().await.is_ok();
+        match self.handle.take() {
+            Some(Handle::Leased(object)) if !rolled_back => drop(Object::take(object)),
+            Some(Handle::Leased(object)) => drop(object),
+            Some(Handle::Direct { client, task }) => {
+                drop(client);
+                if let Some(task) = task {
+                    let _ = task.await;
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn track<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.tx.poison();
+        }
+        result
+    }
+
+    /// For multi-statement operations: joins the caller's transaction or,
+    /// outside one, opens its own. Returns whether it opened one.
+    async fn begin_own(&self) -> Result<bool, StoreError> {
+        if self.tx.is_open() {
+            return Ok(false);
+        }
+        self.begin().await?;
+        Ok(true)
+    }
+
+    async fn end_own<T>(&self, own: bool, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if !own {
+            return self.track(result);
+        }
+        match result {
+            Ok(value) => self.commit().await.map(|()| value),
+            Err(e) => {
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let result = self.client().simple_query("SELECT 1").await;
+        self.track(result.map(drop).map_err(map_error))
+    }
+
+    pub(crate) async fn list_users(&self, page: Page) -> Result<UserList, StoreError> {
+        self.track(users::list(self.client(), page).await)
+    }
+
+    pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
+        self.track(users::get(self.client(), id).await)
+    }
+
+    pub(crate) async fn get_user_by_email(&self, email: &str) -> Result<User, StoreError> {
+        self.track(users::get_by_email(self.client(), email).await)
+    }
+
+    pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        self.track(users::create(self.client(), new).await)
+    }
+
+    pub(crate) async fn find_or_create_user(
+        &self,
+        new: &NewUser,
+    ) -> Result<(User, bool), StoreError> {
+        self.track(users::find_or_create(self.client(), new).await)
+    }
+
+    pub(crate) async fn create_token(&self, user_id: i64) -> Result<IssuedToken, StoreError> {
+        self.track(tokens::create(self.client(), user_id).await)
+    }
+
+    pub(crate) async fn resolve_token(&self, token: &str) -> Result<Option<User>, StoreError> {
+        self.track(tokens::resolve(self.client(), token).await)
+    }
+
+    pub(crate) async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError> {
+        self.track(tokens::revoke(self.client(), user_id, token_id).await)
+    }
+
+    pub(crate) async fn create_organisation(
+        &self,
+        creator: i64,
+        new: &NewOrganisation,
+    ) -> Result<Organisation, StoreError> {
+        self.track(organisations::create(self.client(), creator, new).await)
+    }
+
+    pub(crate) async fn get_organisation(&self, org_id: i64) -> Result<Organisation, StoreError> {
+        self.track(organisations::get(self.client(), org_id).await)
+    }
+
+    pub(crate) async fn list_my_organisations(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<MyOrganisation>, StoreError> {
+        self.track(organisations::list_mine(self.client(), user_id).await)
+    }
+
+    pub(crate) async fn caller(&self, user_id: i64) -> Result<Caller, StoreError> {
+        self.track(members::caller(self.client(), user_id).await)
+    }
+
+    pub(crate) async fn list_members(&self, org_id: i64) -> Result<Vec<Member>, StoreError> {
+        self.track(members::list(self.client(), org_id).await)
+    }
+
+    pub(crate) async fn add_member(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<Member, StoreError> {
+        self.track(members::add(self.client(), org_id, user_id, role).await)
+    }
+
+    pub(crate) async fn remove_member(&self, org_id: i64, user_id: i64) -> Result<(), StoreError> {
+        let own = self.begin_own().await?;
+        let result = members::remove(self.client(), org_id, user_id).await;
+        self.end_own(own, result).await
+    }
+
+    pub(crate) async fn change_member_role(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<Member, StoreError> {
+        let own = self.begin_own().await?;
+        let result = members::change_role(self.client(), org_id, user_id, role).await;
+        self.end_own(own, result).await
+    }
+
+    pub(crate) async fn scopes_of_user(&self, user_id: i64) -> Result<Vec<Scope>, StoreError> {
+        self.track(scopes::of_user(self.client(), user_id).await)
+    }
+
+    pub(crate) async fn get_scope(&self, scope_id: i64) -> Result<Scope, StoreError> {
+        self.track(scopes::get(self.client(), scope_id).await)
+    }
+
+    pub(crate) async fn list_sources(&self, scope_id: i64) -> Result<Vec<Source>, StoreError> {
+        self.track(sources::list(self.client(), scope_id).await)
+    }
+
+    pub(crate) async fn get_source(&self, scope_id: i64, id: i64) -> Result<Source, StoreError> {
+        self.track(sources::get(self.client(), scope_id, id).await)
+    }
+
+    pub(crate) async fn create_source(
+        &self,
+        scope_id: i64,
+        new: &NewSource,
+    ) -> Result<Source, StoreError> {
+        self.track(sources::create(self.client(), scope_id, new).await)
+    }
+
+    pub(crate) async fn update_source(
+        &self,
+        scope_id: i64,
+        id: i64,
+        patch: &SourcePatch,
+    ) -> Result<Source, StoreError> {
+        self.track(sources::update(self.client(), scope_id, id, patch).await)
+    }
+
+    pub(crate) async fn delete_source(&self, scope_id: i64, id: i64) -> Result<(), StoreError> {
+        self.track(sources::delete(self.client(), scope_id, id).await)
+    }
+}
+
+impl Drop for PgConnection {
+    /// Dropped without `close` while a transaction is open (a panic, a
+    /// cancelled request): the transaction must not ride back into the pool
+    /// to be committed by the next borrower. Rolling back needs an await,
+    /// which `Drop` cannot do, so the connection is detached from the pool
+    /// and closed instead; the server then rolls back.
+    fn drop(&mut self) {
+        if self.tx.is_open()
+            && let Some(Handle::Leased(object)) = self.handle.take()
+        {
+            drop(Object::take(object));
+        }
+    }
+}
