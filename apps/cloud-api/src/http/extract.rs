@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 
 /// A JSON request body. A missing or wrong content type is a 415, a body
-/// over the limit a 413, malformed JSON or a wrong field a 400 that names
-/// the problem.
+/// over the limit a 413, malformed JSON or a missing or wrong field a 400
+/// that names the problem.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -18,7 +18,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+            Err(rejection) => {
+                // axum says 422 for JSON of the wrong shape; the contract
+                // says 400 for every bad field.
+                let status = match rejection.status() {
+                    http::StatusCode::UNPROCESSABLE_ENTITY => http::StatusCode::BAD_REQUEST,
+                    other => other,
+                };
+                Err(ApiError::new(status, rejection.body_text()))
+            }
         }
     }
 }

@@ -1,0 +1,38 @@
+//! The HTTP contract of cloud-api, on SQLite and on PostgreSQL in both
+//! connection modes. Every answer is checked against the OpenAPI document.
+
+mod support;
+
+use support::Backend;
+use support::contract;
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::Sqlite).await })*
+        }
+        mod postgres_pool {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PostgresPool).await })*
+        }
+        mod postgres_per_request {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PostgresPerRequest).await })*
+        }
+    };
+}
+
+on_every_backend!(
+    health_is_public_and_builds_nothing,
+    ready_checks_the_database,
+    openapi_document_is_public,
+    protected_routes_refuse_missing_and_bad_tokens,
+    users_create_get_and_list,
+    users_pagination,
+    users_bad_input_is_a_clear_4xx,
+    unknown_routes_and_methods_are_json_errors,
+    organisations_and_members,
+    sources_in_scopes,
+    a_failed_write_leaves_nothing_behind,
+);

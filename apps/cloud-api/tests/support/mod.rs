@@ -1,0 +1,275 @@
+//! Shared by the HTTP tests: the real service on a loopback port over a
+//! fresh database (SQLite, or PostgreSQL in either mode), and a client that
+//! checks every response against the service's own OpenAPI document.
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod contract;
+pub mod openapi_check;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cloud_api::app::{App, services};
+use cloud_api::domain::NewUser;
+use cloud_api::metrics::Metrics;
+use cloud_api::services::Db;
+use cloud_api::settings::{DbMode, Settings};
+use provision::{Registry, RegistryBuilder};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Where the service keeps its data in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    PostgresPool,
+    PostgresPerRequest,
+}
+
+/// Settings for a fresh database of `backend`, and what must outlive it.
+pub fn settings(backend: Backend) -> (Settings, Box<dyn Any + Send + Sync>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let settings = Settings::for_database(None, dir.path().to_owned());
+            (settings, Box::new(dir))
+        }
+        Backend::PostgresPool | Backend::PostgresPerRequest => {
+            let cluster = throwaway_postgres::shared();
+            let name = cluster.create_database().expect("a fresh database");
+            let mut settings = Settings::for_database(Some(cluster.url(&name)), "unused".into());
+            settings.db_mode = if backend == Backend::PostgresPool {
+                DbMode::Pool
+            } else {
+                DbMode::PerRequest
+            };
+            settings.pool_size = 4;
+            (settings, Box::new(name))
+        }
+    }
+}
+
+/// The service, running.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _keep: Box<dyn Any + Send + Sync>,
+}
+
+/// An answer: its status and JSON body (`Value::Null` if empty).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error` message of an error body.
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {self:?}"))
+    }
+
+    /// Asserts the status, showing the body if it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        self
+    }
+}
+
+impl TestApp {
+    /// The production service on `backend`.
+    pub async fn start(backend: Backend) -> TestApp {
+        let (settings, keep) = settings(backend);
+        TestApp::start_with(settings, keep, |s| s).await
+    }
+
+    /// The production service with its services adjusted (overrides).
+    pub async fn start_with(
+        settings: Settings,
+        keep: Box<dyn Any + Send + Sync>,
+        adjust: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
+    ) -> TestApp {
+        let builder = adjust(services(settings.clone(), Metrics::new()));
+        let app = App::from_services(builder, &settings)
+            .await
+            .expect("the service starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let registry = app.registry.clone();
+        let metrics = app.metrics.clone();
+        let server = tokio::spawn(async move {
+            cloud_api::server::serve_on(listener, app, std::time::Duration::from_secs(5), async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the server shuts down cleanly");
+        });
+        TestApp {
+            addr,
+            registry,
+            metrics,
+            settings,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            server: Some(server),
+            _keep: keep,
+        }
+    }
+
+    /// Creates a user and a token for them, directly in the database (the
+    /// way `cloud-api token create` does).
+    pub async fn user(&self, name: &str, email: &str) -> (i64, String) {
+        let db = self.registry.app::<Db>().expect("Db is registered");
+        let connection = db.database().acquire().await.expect("a connection");
+        let new = NewUser {
+            name: name.into(),
+            email: email.into(),
+        };
+        let (user, _) = connection
+            .find_or_create_user(&new)
+            .await
+            .expect("the user");
+        let token = connection.create_token(user.id).await.expect("a token");
+        connection.close().await;
+        (user.id, token.token)
+    }
+
+    /// Calls `method route` (an OpenAPI path template, with `params`
+    /// substituted in order), checks the answer against the OpenAPI
+    /// document, and returns it.
+    pub async fn call(
+        &self,
+        method: Method,
+        route: &str,
+        params: &[&dyn ToString],
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let path = substitute(route, params);
+        let mut request = self
+            .client
+            .request(method.clone(), format!("http://{}{}", self.addr, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = into_reply(request.send().await.expect("the service answers")).await;
+        openapi_check::check(method.as_str(), route, reply.status, &reply.body);
+        reply
+    }
+
+    /// A raw request (for malformed input the typed client cannot send);
+    /// the answer is still checked against the document.
+    pub async fn raw(
+        &self,
+        method: Method,
+        route: &str,
+        params: &[&dyn ToString],
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Reply {
+        let path = substitute(route, params);
+        let request = build(
+            self.client
+                .request(method.clone(), format!("http://{}{}", self.addr, path)),
+        );
+        let reply = into_reply(request.send().await.expect("the service answers")).await;
+        openapi_check::check(method.as_str(), route, reply.status, &reply.body);
+        reply
+    }
+
+    pub async fn get(&self, route: &str, params: &[&dyn ToString], token: Option<&str>) -> Reply {
+        self.call(Method::GET, route, params, token, None).await
+    }
+
+    pub async fn post(
+        &self,
+        route: &str,
+        params: &[&dyn ToString],
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        self.call(Method::POST, route, params, token, Some(body))
+            .await
+    }
+
+    pub async fn patch(
+        &self,
+        route: &str,
+        params: &[&dyn ToString],
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        self.call(Method::PATCH, route, params, token, Some(body))
+            .await
+    }
+
+    pub async fn delete(
+        &self,
+        route: &str,
+        params: &[&dyn ToString],
+        token: Option<&str>,
+    ) -> Reply {
+        self.call(Method::DELETE, route, params, token, None).await
+    }
+
+    /// Stops the server gracefully; everything is released afterwards.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.server
+            .take()
+            .unwrap()
+            .await
+            .expect("the server task ends");
+    }
+}
+
+fn substitute(route: &str, params: &[&dyn ToString]) -> String {
+    let mut path = String::new();
+    let mut params = params.iter();
+    let mut rest = route;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').expect("a closed template parameter") + open;
+        path.push_str(&rest[..open]);
+        path.push_str(
+            &params
+                .next()
+                .expect("a value for every parameter")
+                .to_string(),
+        );
+        rest = &rest[close + 1..];
+    }
+    path.push_str(rest);
+    assert!(
+        params.next().is_none(),
+        "more values than parameters in {route}"
+    );
+    path
+}
+
+async fn into_reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON body, got: {text}"))
+    };
+    Reply { status, body }
+}
+
+/// Shared for tests that need a handle across tasks.
+pub type Shared<T> = Arc<T>;
