@@ -105,10 +105,10 @@ fn conforms_as(
         }
         return Ok(());
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            return Err(format!("{at}: {value} is not one of {options:?}"));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {options:?}"));
     }
     if let Some(types) = schema.get("type") {
         let allowed: Vec<&str> = match types {
