@@ -18,6 +18,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Wraps a connection made elsewhere, bound to the current request: for
+    /// a test override that hands requests a fake or counted connection.
+    pub fn from_connection(connection: Connection) -> Conn {
+        Conn {
+            connection: RequestBound::new(connection).named("Conn"),
+        }
+    }
+
     /// The connection, if this is the request that opened it.
     pub fn get(&self) -> Result<&Connection, Error> {
         Ok(self.connection.get()?)
@@ -29,10 +37,7 @@ impl Provide for Conn {
     type Deps = (Db,);
 
     async fn build((db,): (Dep<Db>,)) -> Result<Self, Error> {
-        let connection = db.acquire().await?;
-        Ok(Conn {
-            connection: RequestBound::new(connection).named("Conn"),
-        })
+        Ok(Conn::from_connection(db.acquire().await?))
     }
 
     /// Rolls back anything left open, then returns the connection to the

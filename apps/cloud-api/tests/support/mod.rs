@@ -153,7 +153,7 @@ impl TestApp {
         &self,
         method: Method,
         route: &str,
-        params: &[&dyn ToString],
+        params: &[&(dyn ToString + Sync)],
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
@@ -178,7 +178,7 @@ impl TestApp {
         &self,
         method: Method,
         route: &str,
-        params: &[&dyn ToString],
+        params: &[&(dyn ToString + Sync)],
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Reply {
         let path = substitute(route, params);
@@ -191,14 +191,19 @@ impl TestApp {
         reply
     }
 
-    pub async fn get(&self, route: &str, params: &[&dyn ToString], token: Option<&str>) -> Reply {
+    pub async fn get(
+        &self,
+        route: &str,
+        params: &[&(dyn ToString + Sync)],
+        token: Option<&str>,
+    ) -> Reply {
         self.call(Method::GET, route, params, token, None).await
     }
 
     pub async fn post(
         &self,
         route: &str,
-        params: &[&dyn ToString],
+        params: &[&(dyn ToString + Sync)],
         token: Option<&str>,
         body: Value,
     ) -> Reply {
@@ -209,7 +214,7 @@ impl TestApp {
     pub async fn patch(
         &self,
         route: &str,
-        params: &[&dyn ToString],
+        params: &[&(dyn ToString + Sync)],
         token: Option<&str>,
         body: Value,
     ) -> Reply {
@@ -220,7 +225,7 @@ impl TestApp {
     pub async fn delete(
         &self,
         route: &str,
-        params: &[&dyn ToString],
+        params: &[&(dyn ToString + Sync)],
         token: Option<&str>,
     ) -> Reply {
         self.call(Method::DELETE, route, params, token, None).await
@@ -237,7 +242,7 @@ impl TestApp {
     }
 }
 
-fn substitute(route: &str, params: &[&dyn ToString]) -> String {
+fn substitute(route: &str, params: &[&(dyn ToString + Sync)]) -> String {
     let mut path = String::new();
     let mut params = params.iter();
     let mut rest = route;
