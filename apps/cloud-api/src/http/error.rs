@@ -54,7 +54,7 @@ impl ApiError {
             AccessError::NotFound => ApiError::not_found(what),
             AccessError::Forbidden => ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("you may not change this {what}: an admin of the organisation can"),
+                format!("only an admin of the organisation may do this to the {what}"),
             ),
             AccessError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, why),
         }

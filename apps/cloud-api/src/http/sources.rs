@@ -32,7 +32,8 @@ async fn scope_for(
 /// The caller's scopes: each organisation's org scope and their own user
 /// scope in it.
 #[utoipa::path(get, path = "/api/scopes", tag = "scopes", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Scope>), (status = 401, body = ErrorBody)))]
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 200, body = Vec<Scope>), (status = 401, body = ErrorBody)))]
 pub async fn list_scopes(
     Dep(me): Dep<Authenticated>,
     Dep(conn): Dep<Conn>,
@@ -43,7 +44,8 @@ pub async fn list_scopes(
 /// The sources of a scope.
 #[utoipa::path(get, path = "/api/scopes/{scope_id}/sources", tag = "sources",
     params(("scope_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Vec<Source>), (status = 400, body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 200, body = Vec<Source>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     Path(scope_id): Path<i64>,
@@ -58,7 +60,8 @@ pub async fn list(
 /// Registers a source in a scope. 409 if the name is taken in that scope.
 #[utoipa::path(post, path = "/api/scopes/{scope_id}/sources", tag = "sources",
     params(("scope_id" = i64, Path)), request_body = NewSource, security(("bearer" = [])),
-    responses((status = 201, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 201, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     Path(scope_id): Path<i64>,
@@ -76,7 +79,8 @@ pub async fn create(
 /// One source.
 #[utoipa::path(get, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Source), (status = 400, body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 200, body = Source), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     Path((scope_id, source_id)): Path<(i64, i64)>,
@@ -93,7 +97,8 @@ pub async fn get(
 #[utoipa::path(patch, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), request_body = SourcePatch,
     security(("bearer" = [])),
-    responses((status = 200, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 200, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     Path((scope_id, source_id)): Path<(i64, i64)>,
@@ -111,7 +116,8 @@ pub async fn update(
 /// Deletes a source.
 #[utoipa::path(delete, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     Path((scope_id, source_id)): Path<(i64, i64)>,

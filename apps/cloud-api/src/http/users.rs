@@ -25,6 +25,7 @@ pub struct Pagination {
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),
     security(("bearer" = [])),
     responses(
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = UserList),
         (status = 400, description = "A bad limit or offset", body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -43,6 +44,7 @@ pub async fn list(
     params(("id" = i64, Path, description = "The user's id")),
     security(("bearer" = [])),
     responses(
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = User),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -61,6 +63,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     security(("bearer" = [])),
     responses(
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = User),
         (status = 400, description = "A missing or bad field, or malformed JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
