@@ -36,7 +36,7 @@ impl Provide for Socket {
 }
 
 /// The source documents' bug: a socket made once, at boot, kept by an app
-/// service and used by every request.
+/// service and used by every request. The registry refuses it.
 struct BootSocket {
     io: RequestBound<u64>,
 }
@@ -107,7 +107,6 @@ async fn boot(Dep(socket): Dep<BootSocket>) -> (StatusCode, String) {
 async fn server() -> (TestServer, Registry, Leak) {
     let registry = Registry::builder()
         .register::<Socket>()
-        .register::<BootSocket>()
         .build()
         .await
         .unwrap();
@@ -116,7 +115,6 @@ async fn server() -> (TestServer, Registry, Leak) {
         .route("/leak", get(leak))
         .route("/use-leaked", get(use_leaked))
         .route("/spawned", get(spawned))
-        .route("/boot", get(boot))
         .with_state(state.clone())
         .layer(ProvisionLayer::new(registry.clone()));
     (TestServer::start(app).await, registry, state)
@@ -210,18 +208,43 @@ async fn tasks_spawned_through_the_helper_carry_the_scope_and_plain_tasks_do_not
 }
 
 #[tokio::test]
-async fn a_socket_made_at_boot_fails_in_every_request() {
-    let (server, _registry, _state) = server().await;
+async fn a_socket_made_at_boot_is_refused_at_startup() {
+    let error = Registry::builder()
+        .register::<BootSocket>()
+        .build()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "building app service `BootSocket` failed: app service `BootSocket` created a request-bound value (`u64`) while it was built"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("Make `BootSocket` a Request service"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_socket_holding_app_service_is_refused_on_first_use() {
+    let registry = Registry::builder().build().await.unwrap();
+    let app = Router::new()
+        .route("/boot", get(boot))
+        .layer(ProvisionLayer::new(registry.clone()));
+    let server = TestServer::start(app).await;
 
     let (status, body) = server.get("/boot").await;
 
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let prefix =
-        format!("{WORKERS} `BootSocket` was created outside any request and used from request ");
-    let request = body
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix('.'))
-        .unwrap_or_else(|| panic!("unexpected message: {body}"));
-    assert!(request.parse::<u64>().is_ok(), "names the request: {body}");
+    assert_eq!(
+        body,
+        r#"{"error":"internal error: could not provide `BootSocket`"}"#
+    );
+    let probe = registry.probe();
+    assert_eq!(probe.report::<BootSocket>().build_failures, 1);
+    assert_eq!(probe.acquires::<BootSocket>(), 0);
     server.stop().await;
 }

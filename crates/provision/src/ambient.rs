@@ -19,6 +19,40 @@ use crate::{Registry, RequestScope};
 pub(crate) enum Slot {
     Pending(Registry),
     Open(RequestScope),
+    /// An app service is being built: outside any request. Request-bound
+    /// values created here are noted, so the registry can refuse the service.
+    AppBuild(std::sync::Arc<AppBuildWatch>),
+}
+
+/// What an app service's build created that it must not hold.
+#[derive(Default)]
+pub(crate) struct AppBuildWatch {
+    request_bound: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl AppBuildWatch {
+    pub(crate) fn request_bound(&self) -> Vec<&'static str> {
+        self.request_bound
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Notes that a request-bound value named `name` is being created, if an
+/// app service is being built on this thread.
+pub(crate) fn note_request_bound(name: impl FnOnce() -> &'static str) {
+    CURRENT.with(|cell| {
+        let slot = cell.take();
+        if let Some(Slot::AppBuild(watch)) = &slot {
+            watch
+                .request_bound
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(name());
+        }
+        cell.set(slot);
+    })
 }
 
 thread_local! {

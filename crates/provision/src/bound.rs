@@ -73,7 +73,12 @@ impl Name {
 impl<T> RequestBound<T> {
     /// Binds `value` to the request being polled on this thread (or to "no
     /// request" when called outside one, at startup say).
+    ///
+    /// Created while an app service is being built, it makes the registry
+    /// refuse that service: an app value is shared by every request, so a
+    /// request-bound value inside it could never be used.
     pub fn new(value: T) -> Self {
+        ambient::note_request_bound(crate::short_type_name::<T>);
         RequestBound {
             value,
             origin: ambient::with_current(|scope| scope.map(|s| s.mark().clone())),

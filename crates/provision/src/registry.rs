@@ -312,9 +312,14 @@ impl Registry {
         // measurable on the request path.
         #[cfg(not(target_arch = "wasm32"))]
         let started = self.observer().map(|_| std::time::Instant::now());
-        let built = match self.inner.overrides.get(&info.type_id()) {
-            Some(build) => build().await,
-            None => (info.build)(resolver).await,
+        let build = match self.inner.overrides.get(&info.type_id()) {
+            Some(build) => build(),
+            None => (info.build)(resolver),
+        };
+        let built = if info.lifetime() == LifetimeKind::App {
+            self.build_app_value(info, build).await
+        } else {
+            build.await
         };
         #[cfg(not(target_arch = "wasm32"))]
         let elapsed = started.map(|s| s.elapsed());
@@ -337,6 +342,38 @@ impl Registry {
             }
         }
         built
+    }
+
+    /// Builds an app value outside any request, refusing it if its build
+    /// created a request-bound value (an I/O object that belongs to one
+    /// request: the source documents' bug, where a database socket opened
+    /// once was reused by every request and Cloudflare Workers refused).
+    async fn build_app_value(
+        &self,
+        info: &'static ServiceInfo,
+        build: BoxFuture<'_, Result<AnyArc, Error>>,
+    ) -> Result<AnyArc, Error> {
+        let watch = Arc::new(crate::ambient::AppBuildWatch::default());
+        let slot = crate::ambient::Slot::AppBuild(watch.clone());
+        let value = crate::Scoped::new(slot, build, None).await?;
+        let bound = watch.request_bound();
+        if bound.is_empty() {
+            return Ok(value);
+        }
+        if let Ok(release) = (info.release)(value, Exit::Shutdown) {
+            let _ = crate::CatchUnwind::new(release).await;
+        }
+        Err(Error::new(format!(
+            "app service `{}` created a request-bound value (`{}`) while it was built; \
+             an app value is shared by every request, but an I/O object (a socket, a \
+             connection) belongs to the one request that made it, and on Cloudflare Workers \
+             using it from another request fails with \"Cannot perform I/O on behalf of a \
+             different request\". Make `{}` a Request service, or keep only a pool or \
+             connection settings in the app service",
+            info.name(),
+            bound.join("`, `"),
+            info.name()
+        )))
     }
 
     /// Checks once per service type that its dependency closure has no
