@@ -73,6 +73,7 @@ pub fn open(settings: &Settings) -> Result<Database, crate::store::StoreError> {
                 mode,
                 settings.pool_size as usize,
                 settings.acquire_timeout,
+                settings.statement_timeout,
             )
         }
         None => Database::open_sqlite(settings.sqlite_path()),

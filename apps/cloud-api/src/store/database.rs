@@ -101,12 +101,17 @@ impl Database {
     /// `pool_size` only matters in [`PostgresMode::Pool`]. `acquire_timeout`
     /// bounds how long [`acquire`](Self::acquire) may wait for a free
     /// connection and to connect; past it, `Unavailable`.
+    ///
+    /// Every connection gets `statement_timeout` (so a hung query cannot
+    /// hold a connection forever), sent as a startup option: no extra round
+    /// trip. (PgBouncer must list `options` in `ignore_startup_parameters`.)
     #[cfg(feature = "postgres")]
     pub fn connect_postgres(
         url: &str,
         mode: PostgresMode,
         pool_size: usize,
         acquire_timeout: Duration,
+        statement_timeout: Duration,
     ) -> Result<Database, StoreError> {
         use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
@@ -115,6 +120,12 @@ impl Database {
             StoreError::Invalid("the database URL is not a valid PostgreSQL URL".into())
         })?;
         config.connect_timeout(acquire_timeout);
+        let statement_timeout = format!("-c statement_timeout={}", statement_timeout.as_millis().max(1));
+        let options = match config.get_options() {
+            Some(existing) => format!("{existing} {statement_timeout}"),
+            None => statement_timeout,
+        };
+        config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("cloud-api");
         }
@@ -166,16 +177,12 @@ impl Database {
             #[cfg(feature = "postgres")]
             Database::Postgres { pool } => {
                 // The pool's own timeouts apply to each phase (waiting,
-                // connecting); this caps the whole.
-                let timeout = pool.timeouts().wait.unwrap_or(Duration::from_secs(30));
-                let object = tokio::time::timeout(timeout, pool.get())
-                    .await
-                    .map_err(|_| {
-                        StoreError::Unavailable(
-                            "timed out waiting for a database connection".into(),
-                        )
-                    })?
-                    .map_err(map_pool_error)?;
+                // connecting); this caps the whole, retries included.
+                let budget = pool.timeouts().wait.unwrap_or(Duration::from_secs(30));
+                let object = super::retry::with_backoff(budget, || async {
+                    pool.get().await.map_err(classify_pool_error)
+                })
+                .await?;
                 Ok(Connection::Postgres(PgConnection::leased(object)))
             }
             #[cfg(feature = "postgres")]
@@ -183,13 +190,13 @@ impl Database {
                 config,
                 acquire_timeout,
             } => {
-                let (client, connection) =
-                    tokio::time::timeout(*acquire_timeout, config.connect(tokio_postgres::NoTls))
+                let (client, connection) = super::retry::with_backoff(*acquire_timeout, || async {
+                    config
+                        .connect(tokio_postgres::NoTls)
                         .await
-                        .map_err(|_| {
-                            StoreError::Unavailable("timed out connecting to the database".into())
-                        })?
-                        .map_err(|e| map_connect_error(&e))?;
+                        .map_err(|e| classify_connect_error(&e))
+                })
+                .await?;
                 // The connection task ends by itself once the client is
                 // dropped (it sends Terminate and closes the socket).
                 let task = tokio::spawn(async move {
@@ -228,5 +235,41 @@ impl Database {
         if let Database::Postgres { pool } = self {
             pool.close();
         }
+    }
+}
+
+/// Whether a failed connect is worth another attempt: refused, reset or
+/// timed out connections and a server that is starting up or full are;
+/// bad credentials and a missing database are not.
+#[cfg(feature = "postgres")]
+fn classify_connect_error(e: &tokio_postgres::Error) -> super::retry::Attempt {
+    use super::retry::Attempt;
+    use tokio_postgres::error::SqlState;
+    let error = map_connect_error(e);
+    match e.code() {
+        Some(code)
+            if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                || *code == SqlState::INVALID_CATALOG_NAME =>
+        {
+            Attempt::Final(error)
+        }
+        _ => Attempt::Transient(error),
+    }
+}
+
+/// Leasing from the pool: a failed connect inside it is judged like a
+/// direct one; a pool wait that timed out or a closed pool is final.
+#[cfg(feature = "postgres")]
+fn classify_pool_error(e: deadpool_postgres::PoolError) -> super::retry::Attempt {
+    use super::retry::Attempt;
+    use deadpool_postgres::{PoolError, TimeoutType};
+    match e {
+        PoolError::Backend(ref inner) => match classify_connect_error(inner) {
+            Attempt::Final(_) => Attempt::Final(map_pool_error(e)),
+            Attempt::Transient(_) => Attempt::Transient(map_pool_error(e)),
+        },
+        PoolError::Timeout(TimeoutType::Create) => Attempt::Transient(map_pool_error(e)),
+        other => Attempt::Final(map_pool_error(other)),
     }
 }

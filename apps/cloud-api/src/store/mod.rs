@@ -7,6 +7,8 @@ mod database;
 mod error;
 mod migrate;
 #[cfg(feature = "postgres")]
+mod retry;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
