@@ -100,10 +100,24 @@ impl TestApp {
         keep: Box<dyn Any + Send + Sync>,
         adjust: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
     ) -> TestApp {
+        TestApp::start_with_routes(settings, keep, adjust, |_| axum::Router::new()).await
+    }
+
+    /// The production service plus test-only routes (inside their own
+    /// `ProvisionLayer` on the same registry, so they share its services).
+    pub async fn start_with_routes(
+        settings: Settings,
+        keep: Box<dyn Any + Send + Sync>,
+        adjust: impl FnOnce(RegistryBuilder) -> RegistryBuilder,
+        extra: impl FnOnce(&Registry) -> axum::Router,
+    ) -> TestApp {
         let builder = adjust(services(settings.clone(), Metrics::new()));
-        let app = App::from_services(builder, &settings)
+        let mut app = App::from_services(builder, &settings)
             .await
             .expect("the service starts");
+        let routes =
+            extra(&app.registry).layer(provision_axum::ProvisionLayer::new(app.registry.clone()));
+        app.router = app.router.merge(routes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
