@@ -292,3 +292,14 @@ async fn into_reply(response: reqwest::Response) -> Reply {
 
 /// Shared for tests that need a handle across tasks.
 pub type Shared<T> = Arc<T>;
+
+/// Waits (at most ten seconds) until `done` holds.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
