@@ -17,7 +17,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 async fn database(mode: PostgresMode, pool_size: usize) -> (Database, String) {
     let cluster = throwaway_postgres::shared();
     let name = cluster.create_database().unwrap();
-    let db = Database::connect_postgres(&cluster.url(&name), mode, pool_size, TIMEOUT, TIMEOUT).unwrap();
+    let db =
+        Database::connect_postgres(&cluster.url(&name), mode, pool_size, TIMEOUT, TIMEOUT).unwrap();
     db.migrate().await.unwrap();
     (db, name)
 }
@@ -158,7 +159,8 @@ async fn pool_exhaustion_is_unavailable_after_the_timeout() {
     let name = cluster.create_database().unwrap();
     let timeout = Duration::from_millis(200);
     let db =
-        Database::connect_postgres(&cluster.url(&name), PostgresMode::Pool, 1, timeout, timeout).unwrap();
+        Database::connect_postgres(&cluster.url(&name), PostgresMode::Pool, 1, timeout, timeout)
+            .unwrap();
     let held = db.acquire().await.unwrap();
     let started = Instant::now();
     let err = db.acquire().await.unwrap_err();
@@ -179,7 +181,14 @@ async fn an_unreachable_server_is_unavailable_in_both_modes() {
         .port();
     let url = format!("postgres://postgres:hunter2@127.0.0.1:{port}/nowhere");
     for mode in [PostgresMode::Pool, PostgresMode::PerRequest] {
-        let db = Database::connect_postgres(&url, mode, 2, Duration::from_secs(2), Duration::from_secs(2)).unwrap();
+        let db = Database::connect_postgres(
+            &url,
+            mode,
+            2,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let err = db.acquire().await.unwrap_err();
         match &err {
             StoreError::Unavailable(message) => {

@@ -120,7 +120,10 @@ impl Database {
             StoreError::Invalid("the database URL is not a valid PostgreSQL URL".into())
         })?;
         config.connect_timeout(acquire_timeout);
-        let statement_timeout = format!("-c statement_timeout={}", statement_timeout.as_millis().max(1));
+        let statement_timeout = format!(
+            "-c statement_timeout={}",
+            statement_timeout.as_millis().max(1)
+        );
         let options = match config.get_options() {
             Some(existing) => format!("{existing} {statement_timeout}"),
             None => statement_timeout,

@@ -7,9 +7,9 @@ mod database;
 mod error;
 mod migrate;
 #[cfg(feature = "postgres")]
-mod retry;
-#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod transaction;

@@ -23,7 +23,10 @@ const MAX_ATTEMPTS: u32 = 6;
 
 /// Runs `attempt` until it succeeds, fails with an error that retrying
 /// cannot fix, runs out of attempts, or would overrun `budget`.
-pub(crate) async fn with_backoff<T, F, Fut>(budget: Duration, mut attempt: F) -> Result<T, StoreError>
+pub(crate) async fn with_backoff<T, F, Fut>(
+    budget: Duration,
+    mut attempt: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Attempt>>,
@@ -84,7 +87,9 @@ mod tests {
         let tries = AtomicU32::new(0);
         let result = with_backoff(Duration::from_secs(5), || async {
             match tries.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err(Attempt::Transient(StoreError::Unavailable("refused".into()))),
+                0 | 1 => Err(Attempt::Transient(StoreError::Unavailable(
+                    "refused".into(),
+                ))),
                 _ => Ok("connected"),
             }
         })
@@ -98,7 +103,9 @@ mod tests {
         let tries = AtomicU32::new(0);
         let result: Result<(), _> = with_backoff(Duration::from_secs(60), || async {
             tries.fetch_add(1, Ordering::SeqCst);
-            Err(Attempt::Transient(StoreError::Unavailable("refused".into())))
+            Err(Attempt::Transient(StoreError::Unavailable(
+                "refused".into(),
+            )))
         })
         .await;
         assert_eq!(result, Err(StoreError::Unavailable("refused".into())));
@@ -108,7 +115,9 @@ mod tests {
         let tries = AtomicU32::new(0);
         let _ = with_backoff(Duration::from_millis(50), || async {
             tries.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(Attempt::Transient(StoreError::Unavailable("refused".into())))
+            Err::<(), _>(Attempt::Transient(StoreError::Unavailable(
+                "refused".into(),
+            )))
         })
         .await;
         assert!(started.elapsed() <= Duration::from_millis(50));
@@ -120,7 +129,9 @@ mod tests {
         let tries = AtomicU32::new(0);
         let result: Result<(), _> = with_backoff(Duration::from_secs(5), || async {
             tries.fetch_add(1, Ordering::SeqCst);
-            Err(Attempt::Final(StoreError::Unavailable("password authentication failed".into())))
+            Err(Attempt::Final(StoreError::Unavailable(
+                "password authentication failed".into(),
+            )))
         })
         .await;
         assert!(result.is_err());
@@ -131,7 +142,10 @@ mod tests {
     fn jitter_stays_within_half_and_one_and_a_half() {
         for _ in 0..1000 {
             let d = jitter(Duration::from_millis(100));
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(150), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_millis(150),
+                "{d:?}"
+            );
         }
     }
 }
