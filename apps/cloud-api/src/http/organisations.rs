@@ -17,7 +17,8 @@ use crate::services::{Authenticated, Conn, Tx};
 /// admin (with a user scope).
 #[utoipa::path(post, path = "/api/orgs", tag = "organisations", request_body = NewOrganisation,
     security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Organisation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create(
     Dep(me): Dep<Authenticated>,
@@ -43,7 +44,8 @@ pub async fn list_mine(
 /// The members of an organisation (admins only).
 #[utoipa::path(get, path = "/api/orgs/{org_id}/members", tag = "organisations",
     params(("org_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 400, description = "A malformed id or parameter", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Vec<Member>), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(
@@ -81,7 +83,8 @@ pub struct RoleChange {
 /// Adds a member (admins only); they get a user scope.
 #[utoipa::path(post, path = "/api/orgs/{org_id}/members", tag = "organisations",
     params(("org_id" = i64, Path)), request_body = NewMember, security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_member(
@@ -104,7 +107,8 @@ pub async fn add_member(
 #[utoipa::path(patch, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
     params(("org_id" = i64, Path), ("user_id" = i64, Path)), request_body = RoleChange,
     security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn change_role(
@@ -124,7 +128,8 @@ pub async fn change_role(
 /// Removes a member and their user scope (admins only; not the last admin).
 #[utoipa::path(delete, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
     params(("org_id" = i64, Path), ("user_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 400, description = "A malformed id or parameter", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove_member(
@@ -141,7 +146,8 @@ pub async fn remove_member(
 /// One organisation the caller belongs to.
 #[utoipa::path(get, path = "/api/orgs/{org_id}", tag = "organisations",
     params(("org_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 400, description = "A malformed id or parameter", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Organisation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     Path(org_id): Path<i64>,

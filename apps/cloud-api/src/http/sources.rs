@@ -60,7 +60,8 @@ pub async fn list(
 /// Registers a source in a scope. 409 if the name is taken in that scope.
 #[utoipa::path(post, path = "/api/scopes/{scope_id}/sources", tag = "sources",
     params(("scope_id" = i64, Path)), request_body = NewSource, security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -97,7 +98,8 @@ pub async fn get(
 #[utoipa::path(patch, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), request_body = SourcePatch,
     security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Source), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
