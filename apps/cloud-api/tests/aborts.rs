@@ -3,6 +3,9 @@
 //! sending, mid-handler, mid-body). Afterwards every service acquired was
 //! released, the database holds no connection (per-request mode) or at most
 //! the pool (pool mode), and ordinary requests all succeed.
+//!
+//! The soak: `CLOUD_API_SOAK=20 cargo test -p cloud-api --test aborts`
+//! runs twenty times as many requests.
 
 mod support;
 
@@ -20,7 +23,14 @@ use support::{Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const REQUESTS: usize = 5_000;
+/// 5,000, or that many times `CLOUD_API_SOAK` for the soak.
+fn requests() -> usize {
+    let soak: usize = std::env::var("CLOUD_API_SOAK")
+        .ok()
+        .map(|v| v.parse().expect("CLOUD_API_SOAK is a whole number"))
+        .unwrap_or(1);
+    5_000 * soak.max(1)
+}
 const CONCURRENCY: usize = 64;
 
 fn test_routes(_: &Registry) -> Router {
@@ -169,7 +179,7 @@ async fn aborts_in(mode: DbMode) {
                 let client = reqwest::Client::new();
                 let mut dice = Dice(w as u64 + 1);
                 let mut aborted = 0;
-                for i in (w..REQUESTS).step_by(CONCURRENCY) {
+                for i in (w..requests()).step_by(CONCURRENCY) {
                     if dice.roll(3) == 0 {
                         let how = dice.roll(4);
                         abort(app.addr, &token, how, &mut dice).await;
@@ -186,7 +196,7 @@ async fn aborts_in(mode: DbMode) {
     for worker in workers {
         aborted += worker.await.unwrap();
     }
-    assert!(aborted > REQUESTS / 4, "a third aborted: {aborted}");
+    assert!(aborted > requests() / 4, "a third aborted: {aborted}");
 
     let probe = app.registry.probe();
     support::eventually("every request scope closed", || probe.open_scopes() == 0).await;
@@ -204,8 +214,9 @@ async fn aborts_in(mode: DbMode) {
     );
     let left = server_connections(&app).await;
     eprintln!(
-        "{mode:?}: {REQUESTS} requests, {aborted} aborted; Conn acquires {} releases {}; \
+        "{mode:?}: {} requests, {aborted} aborted; Conn acquires {} releases {}; \
          {left} connections left on the server",
+        requests(),
         probe.acquires::<Conn>(),
         probe.releases::<Conn>()
     );
@@ -218,7 +229,7 @@ async fn aborts_in(mode: DbMode) {
     }
     let client = reqwest::Client::new();
     for i in 0..200 {
-        ordinary(&app, &client, &token, REQUESTS + i).await;
+        ordinary(&app, &client, &token, requests() + i).await;
     }
     Arc::into_inner(app).unwrap().stop().await;
 }

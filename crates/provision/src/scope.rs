@@ -193,13 +193,12 @@ impl RequestScope {
         }
         let stats = registry.stats(info);
         let value = registry.build_value(info, Resolver::request(self)).await?;
-        self.inner
+        // The store takes the only handle: if the scope closed while this
+        // was being built, it must be able to release the value itself.
+        let value = self
+            .inner
             .store
-            .record(Acquired {
-                info,
-                value: value.clone(),
-                stats,
-            })
+            .record(Acquired { info, value, stats })
             .await?;
         Ok(downcast(value))
     }
@@ -330,15 +329,20 @@ impl RequestScope {
                 .tasks
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if tasks.running > 0 || self.inner.store.has_acquisitions() {
+            if tasks.running > 0 {
                 return false;
             }
         }
+        if self.inner.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        if !self.inner.store.close_if_empty() {
+            return false;
+        }
         if self.inner.closing.swap(true, Ordering::AcqRel) {
+            // A concurrent `close` found the store already closed and empty.
             return true;
         }
-        let leftovers = self.inner.store.close();
-        debug_assert!(leftovers.is_empty());
         self.inner.finish();
         true
     }

@@ -182,30 +182,37 @@ impl Store {
         }
     }
 
-    /// Records a value that is not memoised (a transient). If the scope has
-    /// closed meanwhile, the value is released at once.
-    pub(crate) async fn record(&self, acquired: Acquired) -> Result<(), Error> {
+    /// Records a value that is not memoised (a transient) and hands back a
+    /// handle to it. If the scope has closed meanwhile, the value is
+    /// released at once: `acquired` must be the only handle, or it could not
+    /// be.
+    pub(crate) async fn record(&self, acquired: Acquired) -> Result<AnyArc, Error> {
         let late = {
             let mut state = self.lock();
             if state.closed {
-                Some(acquired)
+                acquired
             } else {
-                state.acquired.push(Acquired {
-                    info: acquired.info,
-                    value: acquired.value.clone(),
-                    stats: acquired.stats.clone(),
-                });
-                None
+                let value = acquired.value.clone();
+                state.acquired.push(acquired);
+                return Ok(value);
             }
         };
-        match late {
-            None => Ok(()),
-            Some(acquired) => {
-                let error = closed_error(acquired.info);
-                release_all(vec![acquired], Exit::Cancelled, None).await;
-                Err(error)
-            }
+        let error = closed_error(late.info);
+        release_all(vec![late], Exit::Cancelled, None).await;
+        Err(error)
+    }
+
+    /// Closes the store if nothing was acquired in it, atomically: a build
+    /// finishing at the same moment either lands before (and this refuses)
+    /// or finds the store closed (and releases its value itself).
+    pub(crate) fn close_if_empty(&self) -> bool {
+        let mut state = self.lock();
+        if !state.acquired.is_empty() {
+            return false;
         }
+        state.closed = true;
+        state.slots.clear();
+        true
     }
 
     /// The acquired values, newest last, without closing the store (for
