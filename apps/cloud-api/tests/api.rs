@@ -35,4 +35,5 @@ on_every_backend!(
     organisations_and_members,
     sources_in_scopes,
     a_failed_write_leaves_nothing_behind,
+    metrics_count_requests_and_services,
 );

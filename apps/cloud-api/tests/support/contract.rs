@@ -655,3 +655,45 @@ pub async fn a_failed_write_leaves_nothing_behind(backend: Backend) {
     assert_eq!(probe.acquires::<Conn>(), probe.releases::<Conn>());
     app.stop().await;
 }
+
+pub async fn metrics_count_requests_and_services(backend: Backend) {
+    let (app, token) = app_with_admin(backend).await;
+    app.get("/api/health", &[], None).await.expect(200);
+    app.get("/api/users", &[], Some(&token)).await.expect(200);
+    app.get("/api/users", &[], Some(&token)).await.expect(200);
+    app.get("/api/users/{id}", &[&987_654], Some(&token))
+        .await
+        .expect(404);
+    let text = reqwest::get(format!("http://{}/metrics", app.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"http_requests_total{method="GET",route="/api/users",status="200"} 2"#,
+        r#"http_requests_total{method="GET",route="/api/users/{id}",status="404"} 1"#,
+        r#"http_requests_total{method="GET",route="/api/health",status="200"} 1"#,
+        r#"service_acquisitions_total{service="Conn",lifetime="request"} 3"#,
+        r#"service_held{service="Conn",lifetime="request"} 0"#,
+        r#"service_releases_total{service="Conn",exit="success"} 2"#,
+        r#"service_releases_total{service="Conn",exit="failure"} 1"#,
+        r#"service_acquisitions_total{service="Db",lifetime="app"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(r#"http_request_duration_seconds_count{route="/api/users"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"service_acquire_duration_seconds_count{service="Conn",lifetime="request"} 3"#
+        ),
+        "{text}"
+    );
+    app.stop().await;
+}
