@@ -12,14 +12,18 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
-compile_error!("cloud-api needs at least one database feature: `postgres` or `sqlite`");
+#[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "postgres-wasm")))]
+compile_error!(
+    "cloud-api needs at least one database feature: `postgres`, `sqlite` or (on Cloudflare Workers) `postgres-wasm`"
+);
 
 pub mod app;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod server;
 pub mod services;
 pub mod settings;

@@ -10,6 +10,9 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use provision::{Exit, RequestScope};
 
+use crate::Background;
+use crate::background::close_in_background;
+
 type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pin_project! {
@@ -30,6 +33,8 @@ pin_project! {
         scope: Option<RequestScope>,
         exit: Exit,
         closing: Option<Closing>,
+        // Where a release that cannot be awaited goes (`None`: tokio).
+        background: Option<Background>,
         // What to return once the scope is closed: the end of the body, or
         // the error that ended it.
         last: Option<Option<Result<Frame<Bytes>, axum::Error>>>,
@@ -49,11 +54,13 @@ pin_project! {
                 } else {
                     crate::interrupted(scope.registry())
                 };
-                crate::close_in_background(scope, exit);
+                close_in_background(this.background.as_ref(), scope, exit);
             } else if let Some(closing) = this.closing.take() {
                 // Dropped while the release steps were running: finish them.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(closing);
+                if !crate::background::spawn(this.background.as_ref(), closing) {
+                    tracing::error!(
+                        "no tokio runtime and no provision_axum::Background to finish release steps on"
+                    );
                 }
             }
         }
@@ -61,12 +68,18 @@ pin_project! {
 }
 
 impl<B: Body> ScopedBody<B> {
-    pub(crate) fn new(inner: B, scope: RequestScope, exit: Exit) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        scope: RequestScope,
+        exit: Exit,
+        background: Option<Background>,
+    ) -> Self {
         ScopedBody {
             inner: Some(inner),
             scope: Some(scope),
             exit,
             closing: None,
+            background,
             last: None,
         }
     }

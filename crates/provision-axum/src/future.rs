@@ -11,6 +11,8 @@ use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 use provision::{CatchUnwind, Exit, RequestScope, Scoped, json_error, panic_message};
 
+use crate::Background;
+use crate::background::close_in_background;
 use crate::body::ScopedBody;
 
 type Finish<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
@@ -20,17 +22,20 @@ pin_project! {
     pub struct ResponseFuture<F, E> {
         #[pin]
         state: State<F, E>,
+        // Where releases that cannot be awaited go (`None`: tokio).
+        background: Option<Background>,
     }
 
     impl<F, E> PinnedDrop for ResponseFuture<F, E> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before the response was ready: the client went away
             // mid-handler, or the server is shutting down.
-            if let StateProj::Running { inner } = this.project().state.project()
+            let this = this.project();
+            if let StateProj::Running { inner } = this.state.project()
                 && let Some(scope) = inner.take_scope()
             {
                 let exit = crate::interrupted(scope.registry());
-                crate::close_in_background(scope, exit);
+                close_in_background(this.background.as_ref(), scope, exit);
             }
         }
     }
@@ -48,9 +53,10 @@ pin_project! {
 }
 
 impl<F, E> ResponseFuture<F, E> {
-    pub(crate) fn new(inner: Scoped<F>) -> Self {
+    pub(crate) fn new(inner: Scoped<F>, background: Option<Background>) -> Self {
         ResponseFuture {
             state: State::Running { inner },
+            background,
         }
     }
 }
@@ -92,7 +98,12 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(Ok(response.map(Body::new)));
                             }
-                            Box::pin(settle_then_hand_over(scope, response, exit))
+                            Box::pin(settle_then_hand_over(
+                                scope,
+                                response,
+                                exit,
+                                this.background.clone(),
+                            ))
                         }
                         (Ok(Err(error)), scope) => Box::pin(async move {
                             if let Some(scope) = scope {
@@ -139,6 +150,7 @@ async fn settle_then_hand_over<B, E>(
     scope: RequestScope,
     response: Response<B>,
     exit: Exit,
+    background: Option<Background>,
 ) -> Result<Response<Body>, E>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -146,7 +158,7 @@ where
 {
     // If this future is dropped mid-settle (the client left), the guard
     // still closes the scope.
-    let guard = CloseOnDrop(Some(scope));
+    let guard = CloseOnDrop(Some(scope), background);
     let scope = guard.0.as_ref().expect("set above");
     let settled = CatchUnwind::new(scope.settle(exit)).await;
     let failure = match settled {
@@ -168,11 +180,14 @@ where
             ))
         }
     };
-    let scope = guard.disarm();
+    let (scope, background) = guard.disarm();
     Ok(match failure {
         None => {
             let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Body::new(ScopedBody::new(body, scope, exit)))
+            Response::from_parts(
+                parts,
+                Body::new(ScopedBody::new(body, scope, exit, background)),
+            )
         }
         Some((status, message)) => {
             // The handler's answer must not reach the client: its work was
@@ -182,17 +197,22 @@ where
             let (parts, body) = failed.into_parts();
             Response::from_parts(
                 parts,
-                Body::new(ScopedBody::new(body, scope, Exit::Failure(status))),
+                Body::new(ScopedBody::new(
+                    body,
+                    scope,
+                    Exit::Failure(status),
+                    background,
+                )),
             )
         }
     })
 }
 
-struct CloseOnDrop(Option<RequestScope>);
+struct CloseOnDrop(Option<RequestScope>, Option<Background>);
 
 impl CloseOnDrop {
-    fn disarm(mut self) -> RequestScope {
-        self.0.take().expect("disarmed once")
+    fn disarm(mut self) -> (RequestScope, Option<Background>) {
+        (self.0.take().expect("disarmed once"), self.1.take())
     }
 }
 
@@ -200,7 +220,7 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         if let Some(scope) = self.0.take() {
             let exit = crate::interrupted(scope.registry());
-            crate::close_in_background(scope, exit);
+            close_in_background(self.1.as_ref(), scope, exit);
         }
     }
 }

@@ -9,6 +9,7 @@ use provision::Registry;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::Background;
 use crate::future::ResponseFuture;
 
 /// A tower layer that gives every request its own
@@ -74,6 +75,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // No scope is opened here: the request future runs "inside a request"
         // and its scope opens when something first asks for a service.
-        ResponseFuture::new(self.registry.request(self.inner.call(request)))
+        let background = request.extensions().get::<Background>().cloned();
+        ResponseFuture::new(self.registry.request(self.inner.call(request)), background)
     }
 }

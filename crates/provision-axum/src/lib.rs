@@ -39,38 +39,28 @@
 //!   request is dropped mid-handler; or at shutdown.
 //! * A request that acquired nothing costs no future allocation, no body
 //!   wrapper and no release work.
+//!
+//! The releases that cannot be awaited (a request dropped mid-handler, a
+//! body dropped unfinished) run on a tokio task by default; a host without
+//! tokio supplies a [`Background`] in the request's extensions (on
+//! Cloudflare Workers, `provision-worker` hands them to the fetch event's
+//! `wait_until`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod background;
 mod body;
 mod future;
 mod layer;
 mod spawn;
 
+pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::spawn;
 
-use provision::{Exit, Registry, RequestScope};
-
-/// Closes `scope` on a tokio task, for the paths that cannot await: a
-/// request future or body dropped before the end.
-pub(crate) fn close_in_background(scope: RequestScope, exit: Exit) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(async move { scope.close(exit).await });
-        }
-        Err(_) => {
-            // No runtime (the server's runtime is being torn down): the scope
-            // is dropped, which logs and counts what could not be released.
-            tracing::error!(
-                request = scope.id(),
-                "no tokio runtime to run release steps on; services of this request are dropped unreleased"
-            );
-        }
-    }
-}
+use provision::{Exit, Registry};
 
 /// How a request that never finished ended: cut short by shutdown, or its
 /// client went away.

@@ -2,6 +2,7 @@
 //! status, latency) and Prometheus counts; and `GET /metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -56,4 +57,21 @@ pub async fn metrics(State(metrics): State<Metrics>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// The clock on Cloudflare Workers, where `std::time::Instant` panics:
+/// JavaScript's `Date.now()`, which there advances with I/O (so it measures
+/// the time a request spent waiting, not computing).
+#[cfg(target_arch = "wasm32")]
+struct Instant(f64);
+
+#[cfg(target_arch = "wasm32")]
+impl Instant {
+    fn now() -> Instant {
+        Instant(js_sys::Date::now())
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64((js_sys::Date::now() - self.0).max(0.0) / 1000.0)
+    }
 }

@@ -1,11 +1,18 @@
 //! [`Db`]: the database, for the whole app: a PostgreSQL pool, the config to
-//! connect per request, or the embedded SQLite file.
+//! connect per request, the embedded SQLite file, or (on Cloudflare Workers)
+//! the means to connect each request.
+
+use std::sync::Arc;
 
 use provision::{App, Dep, Error, Exit, Provide};
 
 use crate::metrics::Metrics;
-use crate::settings::{DbMode, Settings};
-use crate::store::{Database, PostgresMode};
+#[cfg(feature = "postgres")]
+use crate::settings::DbMode;
+use crate::settings::Settings;
+use crate::store::Database;
+#[cfg(feature = "postgres")]
+use crate::store::PostgresMode;
 
 use super::store_error;
 
@@ -18,6 +25,18 @@ pub struct Db {
 }
 
 impl Db {
+    /// A handle on a database the host opened itself, instead of one built
+    /// from the settings: on Cloudflare Workers, a
+    /// [`Database::Connector`] that connects each request. Supply it to the
+    /// registry (`RegistryBuilder::supply`); no migrations are run.
+    pub fn from_database(database: Database, metrics: Metrics) -> Db {
+        Db {
+            per_request: connects_per_request(&database),
+            database,
+            metrics: Dep(Arc::new(metrics)),
+        }
+    }
+
     /// The store-level handle.
     pub fn database(&self) -> &Database {
         &self.database
@@ -44,7 +63,7 @@ impl Provide for Db {
             .migrate()
             .await
             .map_err(|e| Error::with_source("could not apply database migrations", e))?;
-        let per_request = matches!(database, Database::PostgresPerRequest { .. });
+        let per_request = connects_per_request(&database);
         tracing::info!(database = ?database, "database ready");
         Ok(Db {
             database,
@@ -59,10 +78,20 @@ impl Provide for Db {
     }
 }
 
+/// Whether each request opens (and closes) its own connection.
+fn connects_per_request(database: &Database) -> bool {
+    #[cfg(feature = "postgres")]
+    if matches!(database, Database::PostgresPerRequest { .. }) {
+        return true;
+    }
+    matches!(database, Database::Connector(_))
+}
+
 /// The database the settings describe: PostgreSQL when a URL is given,
 /// else the embedded SQLite file in the data directory.
 pub fn open(settings: &Settings) -> Result<Database, crate::store::StoreError> {
     match &settings.database_url {
+        #[cfg(feature = "postgres")]
         Some(url) => {
             let mode = match settings.db_mode {
                 DbMode::Pool => PostgresMode::Pool,
@@ -76,6 +105,12 @@ pub fn open(settings: &Settings) -> Result<Database, crate::store::StoreError> {
                 settings.statement_timeout,
             )
         }
+        #[cfg(feature = "sqlite")]
         None => Database::open_sqlite(settings.sqlite_path()),
+        #[allow(unreachable_patterns)]
+        _ => Err(crate::store::StoreError::Invalid(
+            "this build cannot open the configured database (it was built without that feature)"
+                .into(),
+        )),
     }
 }

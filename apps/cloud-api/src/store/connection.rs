@@ -7,7 +7,7 @@ use crate::domain::{
 };
 
 use super::StoreError;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
 use super::postgres::PgConnection;
 #[cfg(feature = "sqlite")]
 use super::sqlite::SqliteConnection;
@@ -44,7 +44,7 @@ use super::sqlite::SqliteConnection;
 #[allow(clippy::large_enum_variant)]
 pub enum Connection {
     /// A PostgreSQL connection (pooled or per request).
-    #[cfg(feature = "postgres")]
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
     Postgres(PgConnection),
     /// A SQLite connection.
     #[cfg(feature = "sqlite")]
@@ -54,7 +54,7 @@ pub enum Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let backend = match self {
-            #[cfg(feature = "postgres")]
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
             Connection::Postgres(_) => "Postgres",
             #[cfg(feature = "sqlite")]
             Connection::Sqlite(_) => "Sqlite",
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Connection {
 macro_rules! dispatch {
     ($self:ident, $conn:ident => $call:expr) => {
         match $self {
-            #[cfg(feature = "postgres")]
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
             Connection::Postgres($conn) => $call,
             #[cfg(feature = "sqlite")]
             Connection::Sqlite($conn) => $call,
@@ -79,9 +79,9 @@ macro_rules! dispatch {
 }
 
 impl Connection {
-    /// Wraps a tokio-postgres client connected by someone else, e.g. over a
-    /// Worker's socket. `task` is the tokio task driving its connection, if
-    /// any, so that [`close`](Self::close) can wait for it.
+    /// Wraps a tokio-postgres client connected by someone else. `task` is
+    /// the tokio task driving its connection, if any, so that
+    /// [`close`](Self::close) can wait for it.
     #[cfg(feature = "postgres")]
     pub fn from_postgres_client(
         client: tokio_postgres::Client,
@@ -90,9 +90,32 @@ impl Connection {
         Connection::Postgres(PgConnection::direct(client, task))
     }
 
+    /// Wraps a tokio-postgres client whose connection is driven by someone
+    /// else, e.g. over a Cloudflare Workers socket: `ended` completes once
+    /// that connection has closed (after the client is dropped), and
+    /// [`close`](Self::close) waits for it.
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    pub fn from_postgres_client_until(
+        client: tokio_postgres::Client,
+        ended: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Connection {
+        Connection::Postgres(PgConnection::direct_until(client, ended))
+    }
+
+    /// Wraps a tokio-postgres client that others hold too: closing the
+    /// connection rolls back what it left open and lets go of the client.
+    /// One client for every request is the bug the Workers end-to-end
+    /// test's negative control reproduces; nothing else should need this.
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    pub fn from_shared_postgres_client(
+        client: std::sync::Arc<tokio_postgres::Client>,
+    ) -> Connection {
+        Connection::Postgres(PgConnection::shared(client))
+    }
+
     /// The tokio-postgres client, if this is a Postgres connection: an
     /// escape hatch for diagnostics and tests.
-    #[cfg(feature = "postgres")]
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
     pub fn postgres_client(&self) -> Option<&tokio_postgres::Client> {
         match self {
             Connection::Postgres(conn) => Some(conn.client()),

@@ -1,10 +1,13 @@
 //! [`Database`]: the app-lifetime handle that hands out [`Connection`]s.
 
 use std::fmt;
+use std::future::Future;
 #[cfg(feature = "sqlite")]
 use std::path::Path;
+use std::pin::Pin;
 #[cfg(feature = "postgres")]
 use std::str::FromStr;
+use std::sync::Arc;
 #[cfg(feature = "postgres")]
 use std::time::Duration;
 
@@ -43,6 +46,15 @@ impl FromStr for PostgresMode {
     }
 }
 
+/// Makes one connection for the current request, for a host that connects
+/// its own way: on Cloudflare Workers, a socket per request (see
+/// `apps/cloud-api-worker`). Used through [`Database::Connector`].
+pub trait Connect: Send + Sync + 'static {
+    /// A new connection for the request being served. `Unavailable` when
+    /// the database cannot be reached.
+    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Connection, StoreError>> + Send + '_>>;
+}
+
 /// Where the data lives; built once at startup, cheap to clone.
 // Built once per process; the size of `tokio_postgres::Config` is irrelevant.
 #[allow(clippy::large_enum_variant)]
@@ -68,6 +80,9 @@ pub enum Database {
         /// The file and its idle connections.
         pool: SqlitePool,
     },
+    /// A connection per request, made by the host (Cloudflare Workers).
+    /// Holds no connection itself, so it may live as long as the app.
+    Connector(Arc<dyn Connect>),
 }
 
 impl fmt::Debug for Database {
@@ -88,6 +103,7 @@ impl fmt::Debug for Database {
                 .finish_non_exhaustive(),
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => f.debug_struct("Sqlite").field("pool", pool).finish(),
+            Database::Connector(_) => f.debug_struct("Connector").finish_non_exhaustive(),
         }
     }
 }
@@ -212,6 +228,7 @@ impl Database {
             }
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => Ok(Connection::Sqlite(pool.acquire().await?)),
+            Database::Connector(connector) => connector.connect().await,
         }
     }
 
@@ -221,12 +238,25 @@ impl Database {
         match self.acquire().await? {
             #[cfg(feature = "postgres")]
             Connection::Postgres(mut pg) => {
-                let result = super::migrate::migrate_postgres(pg.client_mut()).await;
+                let result = match pg.client_mut() {
+                    Some(client) => super::migrate::migrate_postgres(client).await,
+                    None => Err(StoreError::Internal(
+                        "cannot migrate through a shared connection".into(),
+                    )),
+                };
                 pg.close().await;
                 result
             }
             #[cfg(feature = "sqlite")]
             Connection::Sqlite(sqlite) => sqlite.run(super::migrate::migrate_sqlite).await,
+            #[cfg(all(feature = "postgres-wasm", not(feature = "postgres")))]
+            Connection::Postgres(pg) => {
+                pg.close().await;
+                Err(StoreError::Internal(
+                    "migrations are applied natively (`cloud-api migrate`), not from a Worker"
+                        .into(),
+                ))
+            }
         }
     }
 

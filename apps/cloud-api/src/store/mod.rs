@@ -5,8 +5,9 @@
 mod connection;
 mod database;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod migrate;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
 pub mod postgres;
 #[cfg(feature = "postgres")]
 mod retry;
@@ -15,9 +16,9 @@ pub mod sqlite;
 mod transaction;
 
 pub use connection::Connection;
-pub use database::Database;
 #[cfg(feature = "postgres")]
 pub use database::PostgresMode;
+pub use database::{Connect, Database};
 pub use error::StoreError;
 #[cfg(feature = "postgres")]
 pub use migrate::migrate_postgres;

@@ -1,6 +1,12 @@
 //! One PostgreSQL connection held for one request.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+#[cfg(feature = "postgres")]
 use deadpool_postgres::Object;
+#[cfg(feature = "postgres")]
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
@@ -12,14 +18,20 @@ use crate::domain::{
 use crate::store::error::{StoreError, aborted_transaction};
 use crate::store::transaction::{TxState, TxStatus};
 
+/// Completes once the task driving a direct connection's socket has ended.
+/// In a mutex only so that the connection stays `Sync` (it is awaited by
+/// value, never shared).
+type Ended = std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
 enum Handle {
     /// Leased from the pool; goes back to it when dropped.
+    #[cfg(feature = "postgres")]
     Leased(Object),
     /// Opened for this request; the connection task ends once the client is
-    /// dropped.
+    /// dropped (by its last holder, when it is shared).
     Direct {
-        client: Client,
-        task: Option<JoinHandle<()>>,
+        client: Arc<Client>,
+        ended: Option<Ended>,
     },
 }
 
@@ -34,6 +46,7 @@ pub struct PgConnection {
 
 impl PgConnection {
     /// Wraps a connection leased from a deadpool pool.
+    #[cfg(feature = "postgres")]
     pub fn leased(object: Object) -> Self {
         PgConnection {
             handle: Some(Handle::Leased(object)),
@@ -41,12 +54,49 @@ impl PgConnection {
         }
     }
 
-    /// Wraps a client whose connection future is driven elsewhere: by a
-    /// tokio task (pass its handle so [`Connection::close`](crate::store::Connection::close) can wait for
-    /// it), or by another runtime such as a Worker's event loop (`None`).
+    /// Wraps a client whose connection future is driven by a tokio task
+    /// (pass its handle so [`Connection::close`](crate::store::Connection::close)
+    /// can wait for it), or by nothing it needs to wait for (`None`). For a
+    /// connection driven by another runtime, see [`direct_until`](Self::direct_until).
+    #[cfg(feature = "postgres")]
     pub fn direct(client: Client, task: Option<JoinHandle<()>>) -> Self {
+        let ended: Option<Ended> = task.map(|task| -> Ended {
+            std::sync::Mutex::new(Box::pin(async move {
+                let _ = task.await;
+            }))
+        });
         PgConnection {
-            handle: Some(Handle::Direct { client, task }),
+            handle: Some(Handle::Direct {
+                client: Arc::new(client),
+                ended,
+            }),
+            tx: TxState::default(),
+        }
+    }
+
+    /// Wraps a client whose connection is driven elsewhere (on Cloudflare
+    /// Workers, a task on the request's event loop); `ended` completes once
+    /// that connection has closed, after the client is dropped, and
+    /// [`Connection::close`](crate::store::Connection::close) waits for it.
+    pub fn direct_until(client: Client, ended: impl Future<Output = ()> + Send + 'static) -> Self {
+        PgConnection {
+            handle: Some(Handle::Direct {
+                client: Arc::new(client),
+                ended: Some(std::sync::Mutex::new(Box::pin(ended))),
+            }),
+            tx: TxState::default(),
+        }
+    }
+
+    /// Wraps a client that others hold too; closing only lets go of it.
+    /// (The negative control of the Workers end-to-end test uses it to
+    /// reproduce the bug of one connection for every request.)
+    pub fn shared(client: Arc<Client>) -> Self {
+        PgConnection {
+            handle: Some(Handle::Direct {
+                client,
+                ended: None,
+            }),
             tx: TxState::default(),
         }
     }
@@ -54,15 +104,18 @@ impl PgConnection {
     /// The underlying client.
     pub fn client(&self) -> &Client {
         match self.handle.as_ref().expect("handle is present until close") {
+            #[cfg(feature = "postgres")]
             Handle::Leased(object) => object,
             Handle::Direct { client, .. } => client,
         }
     }
 
-    pub(crate) fn client_mut(&mut self) -> &mut Client {
+    /// The client, mutably; `None` for a shared one.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn client_mut(&mut self) -> Option<&mut Client> {
         match self.handle.as_mut().expect("handle is present until close") {
-            Handle::Leased(object) => object,
-            Handle::Direct { client, .. } => client,
+            Handle::Leased(object) => Some(object),
+            Handle::Direct { client, .. } => Arc::get_mut(client),
         }
     }
 
@@ -115,12 +168,20 @@ impl PgConnection {
     pub(crate) async fn close(mut self) {
         let rolled_back = self.rollback().await.is_ok();
         match self.handle.take() {
+            #[cfg(feature = "postgres")]
             Some(Handle::Leased(object)) if !rolled_back => drop(Object::take(object)),
+            #[cfg(feature = "postgres")]
             Some(Handle::Leased(object)) => drop(object),
-            Some(Handle::Direct { client, task }) => {
+            Some(Handle::Direct { client, ended }) => {
+                // Closed whether or not the rollback worked: the server
+                // rolls back what is left when the connection ends.
+                let _ = rolled_back;
                 drop(client);
-                if let Some(task) = task {
-                    let _ = task.await;
+                if let Some(ended) = ended {
+                    ended
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .await;
                 }
             }
             None => {}
@@ -288,6 +349,7 @@ impl PgConnection {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Drop for PgConnection {
     /// Dropped without `close` while a transaction is open (a panic, a
     /// cancelled request): the transaction must not ride back into the pool

@@ -6,6 +6,7 @@
 
 use std::error::Error as _;
 
+#[cfg(feature = "postgres")]
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
@@ -42,6 +43,7 @@ pub fn map_connect_error(e: &tokio_postgres::Error) -> StoreError {
 }
 
 /// Maps an error from leasing a pooled connection.
+#[cfg(feature = "postgres")]
 pub fn map_pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Timeout(_) => {

@@ -29,7 +29,9 @@ pub(crate) mod tokens;
 pub(crate) mod users;
 
 pub use connection::PgConnection;
-pub use error::{map_connect_error, map_error, map_error_ref, map_pool_error};
+#[cfg(feature = "postgres")]
+pub use error::map_pool_error;
+pub use error::{map_connect_error, map_error, map_error_ref};
 
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;

@@ -1,0 +1,152 @@
+//! Routes for the end-to-end test in workerd (feature `test-routes`; never
+//! deployed): what the production routes cannot show.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Query;
+use axum::routing::get;
+use axum::{Json, Router};
+use cloud_api::app::App;
+use cloud_api::services::Conn;
+use provision::{
+    App as AppLifetime, Dep, Error, Exit, Provide, Registry, RegistryBuilder, RequestBound,
+    RequestScope,
+};
+use provision_axum::ProvisionLayer;
+use provision_worker::postgres::{PgSession, PgTarget};
+use serde_json::{Value, json};
+use worker::send::SendFuture;
+use worker::{Context, Env, HttpRequest};
+
+/// Services only the test routes use (none yet).
+pub(crate) fn services(builder: RegistryBuilder) -> RegistryBuilder {
+    builder
+}
+
+/// The production router plus the test routes, on the same registry.
+pub(crate) fn add(router: Router, registry: &Registry) -> Router {
+    let routes = Router::new()
+        .route("/__test/panic", get(panic_now))
+        .route("/__test/abort", get(abort_now))
+        .route(
+            "/__test/panic-holding-connection",
+            get(panic_holding_connection),
+        )
+        .route("/__test/slow", get(slow))
+        .layer(ProvisionLayer::new(registry.clone()));
+    router.merge(routes)
+}
+
+/// Panics before asking for anything.
+async fn panic_now() -> &'static str {
+    panic!("test route: a handler panic");
+}
+
+/// Traps without a panic (no panic hook runs): what the guard's
+/// `WebAssembly.RuntimeError` listener is for (out of memory does the same).
+async fn abort_now() -> &'static str {
+    std::process::abort();
+}
+
+/// Opens this request's connection, uses it, then panics while holding it.
+async fn panic_holding_connection(Dep(conn): Dep<Conn>) -> &'static str {
+    conn.get().unwrap().ping().await.unwrap();
+    panic!("test route: a handler panic while holding a database connection");
+}
+
+#[derive(serde::Deserialize)]
+struct Slow {
+    ms: u64,
+}
+
+/// Holds a connection for `ms` milliseconds, then answers.
+async fn slow(Query(slow): Query<Slow>, Dep(conn): Dep<Conn>) -> Json<Value> {
+    conn.get().unwrap().ping().await.unwrap();
+    SendFuture::new(worker::Delay::from(Duration::from_millis(slow.ms))).await;
+    conn.get().unwrap().ping().await.unwrap();
+    Json(json!({ "slept_ms": slow.ms }))
+}
+
+/// Test routes served without axum: `None` for every other path.
+pub(crate) async fn outside_axum(
+    app: &App,
+    request: &HttpRequest,
+    env: &Env,
+    ctx: &Context,
+) -> Option<worker::Result<http::Response<Body>>> {
+    let response = match request.uri().path() {
+        "/__test/scoped" => scoped(app, ctx).await,
+        "/__test/app-service-with-socket" => app_service_with_socket(env).await,
+        _ => return None,
+    };
+    Some(response.map(http::Response::<Body>::from))
+}
+
+/// A plain workers-rs handler inside `provision_worker::scoped`: the
+/// connection is released before the response is returned.
+async fn scoped(app: &App, ctx: &Context) -> worker::Result<worker::Response> {
+    provision_worker::scoped(&app.registry, ctx, async {
+        let scope = RequestScope::current().expect("inside the request's scope");
+        let conn = scope.resolve::<Conn>().await.map_err(rust_error)?;
+        let connection = conn.get().map_err(rust_error)?;
+        connection
+            .ping()
+            .await
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        worker::Response::from_json(&json!({ "request": scope.id(), "pinged": true }))
+    })
+    .await
+}
+
+/// Where the database is, as an app service.
+struct Target(PgTarget);
+provision::supplied!(Target);
+
+/// The mistake the registry must refuse: an app service that opens a
+/// database socket while it is built (on Workers, the first request's
+/// socket, which no other request may use).
+struct SocketAtBoot {
+    session: RequestBound<PgSession>,
+}
+
+impl Provide for SocketAtBoot {
+    type Lifetime = AppLifetime;
+    type Deps = (Target,);
+
+    async fn build((target,): (Dep<Target>,)) -> Result<Self, Error> {
+        let target: &Target = &target;
+        Ok(SocketAtBoot {
+            session: target.0.connect().await?,
+        })
+    }
+
+    async fn release(self, _exit: Exit) -> Result<(), Error> {
+        SendFuture::new(self.session.into_inner().close()).await;
+        Ok(())
+    }
+}
+
+/// Builds a registry with [`SocketAtBoot`]: answers 500 with the
+/// registry's refusal, or 200 if it was (wrongly) accepted.
+async fn app_service_with_socket(env: &Env) -> worker::Result<worker::Response> {
+    let target = PgTarget::from_env(env, "HYPERDRIVE", "DATABASE_URL").map_err(rust_error)?;
+    let built = Registry::builder()
+        .supply(Target(target))
+        .register::<SocketAtBoot>()
+        .build()
+        .await;
+    match built {
+        Err(error) => Ok(
+            worker::Response::from_json(&json!({ "error": error.to_string() }))?.with_status(500),
+        ),
+        Ok(registry) => {
+            registry.shutdown().await;
+            worker::Response::from_json(&json!({ "error": null }))
+        }
+    }
+}
+
+fn rust_error(error: Error) -> worker::Error {
+    worker::Error::RustError(error.to_string())
+}

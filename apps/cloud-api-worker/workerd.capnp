@@ -1,0 +1,38 @@
+# Runs the Worker locally in workerd, the open-source Workers runtime:
+#
+#   scripts/build-worker                  # -> apps/cloud-api-worker/build/
+#   eval "$(scripts/build-worker --tools)" # WORKERD=... (installs if missing)
+#   DATABASE_URL=postgres://user:pass@127.0.0.1:5432/db \
+#     "$WORKERD" serve apps/cloud-api-worker/workerd.capnp
+#   curl 127.0.0.1:8787/api/health
+#
+# Paths are relative to this file. Restart workerd after a rebuild (the
+# modules are read at startup). The end-to-end test (tests/workerd.rs)
+# serves its builds with this same configuration.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .cloudApi),
+    # Outbound TCP (the database): "local" and "private" let a Worker reach
+    # 127.0.0.1 and private networks, which workerd refuses by default.
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [
+    (name = "http", address = "127.0.0.1:8787", http = (), service = "main"),
+  ],
+);
+
+const cloudApi :Workerd.Worker = (
+  modules = [
+    # worker-build's output: the main module first, then the Wasm it imports.
+    (name = "index.js", esModule = embed "build/index.js"),
+    (name = "index_bg.wasm", wasm = embed "build/index_bg.wasm"),
+  ],
+  compatibilityDate = "2025-09-01",
+  bindings = [
+    (name = "DATABASE_URL", fromEnvironment = "DATABASE_URL"),
+    (name = "LOG_LEVEL", text = "warn"),
+  ],
+  globalOutbound = "internet",
+);

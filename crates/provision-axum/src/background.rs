@@ -1,0 +1,98 @@
+//! [`Background`]: where the layer runs release steps it cannot await.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use provision::{Exit, RequestScope};
+
+/// A release step handed to a [`Background`].
+pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+type Spawn = dyn Fn(BackgroundTask) + Send + Sync;
+
+/// Runs the release steps that nothing can await: those of a request whose
+/// handler future or response body was dropped before the end (the client
+/// went away, the server shut down).
+///
+/// Natively the default is a tokio task on the current runtime, and nothing
+/// needs to be configured. A host without tokio puts its own `Background` in
+/// each request's extensions before the request reaches the
+/// [`ProvisionLayer`](crate::ProvisionLayer): on Cloudflare Workers that is
+/// the fetch event's `wait_until` (`provision-worker` does this), so the
+/// release runs inside the request's own I/O context and the runtime keeps
+/// the event alive until it is done.
+///
+/// ```
+/// use provision_axum::Background;
+///
+/// let mut request = http::Request::new(axum::body::Body::empty());
+/// // A host with its own executor (on Workers: `ctx.wait_until`):
+/// request.extensions_mut().insert(Background::new(|task| {
+///     tokio::spawn(task);
+/// }));
+/// ```
+#[derive(Clone)]
+pub struct Background {
+    spawn: Arc<Spawn>,
+}
+
+impl Background {
+    /// A background that hands each task to `spawn`, which must run it to
+    /// completion.
+    pub fn new(spawn: impl Fn(BackgroundTask) + Send + Sync + 'static) -> Self {
+        Background {
+            spawn: Arc::new(spawn),
+        }
+    }
+
+    /// Runs `task` in the background.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        (self.spawn)(Box::pin(task));
+    }
+}
+
+impl fmt::Debug for Background {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Background").finish_non_exhaustive()
+    }
+}
+
+/// Runs `task` on `background`, or on the current tokio runtime when the
+/// request brought no background. Returns `false` if there was neither.
+pub(crate) fn spawn(
+    background: Option<&Background>,
+    task: impl Future<Output = ()> + Send + 'static,
+) -> bool {
+    if let Some(background) = background {
+        background.spawn(task);
+        return true;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Closes `scope` in the background, for the paths that cannot await: a
+/// request future or body dropped before the end.
+pub(crate) fn close_in_background(
+    background: Option<&Background>,
+    scope: RequestScope,
+    exit: Exit,
+) {
+    let id = scope.id();
+    // If there is nowhere to run it, the task (and with it the scope) is
+    // dropped, which logs and counts what could not be released.
+    if !spawn(background, async move { scope.close(exit).await }) {
+        tracing::error!(
+            request = id,
+            "no tokio runtime and no provision_axum::Background to run release steps on; \
+             services of this request are dropped unreleased"
+        );
+    }
+}

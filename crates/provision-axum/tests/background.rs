@@ -1,0 +1,128 @@
+//! A `Background` in the request's extensions receives the releases that
+//! cannot be awaited (what `provision-worker` uses to hand them to the
+//! fetch event's `wait_until`), and no others.
+
+mod support;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use http_body::Body as _;
+use provision::{Dep, Exit};
+use provision_axum::{Background, BackgroundTask, ProvisionLayer};
+use support::{Conn, Knobs, journal, registry};
+use tower_service::Service;
+
+/// A background that only collects its tasks, so the test decides when
+/// (and whether) they run.
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<BackgroundTask>>>);
+
+impl Collect {
+    fn background(&self) -> Background {
+        let tasks = self.0.clone();
+        Background::new(move |task| tasks.lock().unwrap().push(task))
+    }
+
+    fn take(&self) -> Vec<BackgroundTask> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn request(path: &str, background: &Collect) -> Request<Body> {
+    let mut request = Request::get(path).body(Body::empty()).unwrap();
+    request.extensions_mut().insert(background.background());
+    request
+}
+
+async fn pending_forever(Dep(_conn): Dep<Conn>) -> &'static str {
+    std::future::pending::<()>().await;
+    "never"
+}
+
+async fn ok(Dep(conn): Dep<Conn>) -> String {
+    format!("conn {}", conn.id)
+}
+
+fn router(registry: &provision::Registry) -> Router {
+    Router::new()
+        .route("/pending", get(pending_forever))
+        .route("/ok", get(ok))
+        .layer(ProvisionLayer::new(registry.clone()))
+}
+
+/// How each released `Conn`'s request ended.
+fn exits(registry: &provision::Registry) -> Vec<Exit> {
+    journal(registry)
+        .released("Conn")
+        .into_iter()
+        .map(|(_, exit)| exit)
+        .collect()
+}
+
+fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[tokio::test]
+async fn a_request_dropped_mid_handler_is_released_on_its_background() {
+    let registry = registry(Knobs::default()).await;
+    let collect = Collect::default();
+    let mut app = router(&registry);
+    {
+        let mut response = pin!(app.call(request("/pending", &collect)));
+        assert!(poll_once(response.as_mut()).is_pending());
+        assert_eq!(registry.probe().acquires::<Conn>(), 1);
+    } // dropped: the client went away
+    let tasks = collect.take();
+    assert_eq!(tasks.len(), 1, "the close goes to the request's background");
+    assert_eq!(registry.probe().releases::<Conn>(), 0, "not run yet");
+    for task in tasks {
+        task.await;
+    }
+    assert_eq!(exits(&registry), [Exit::Cancelled]);
+}
+
+#[tokio::test]
+async fn a_body_dropped_unread_is_released_on_its_background() {
+    let registry = registry(Knobs::default()).await;
+    let collect = Collect::default();
+    let mut app = router(&registry);
+    let response = app.call(request("/ok", &collect)).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert!(
+        collect.take().is_empty(),
+        "nothing to do in the background yet"
+    );
+    drop(response);
+    let tasks = collect.take();
+    assert_eq!(tasks.len(), 1);
+    for task in tasks {
+        task.await;
+    }
+    assert_eq!(exits(&registry), [Exit::Cancelled]);
+}
+
+#[tokio::test]
+async fn a_finished_body_releases_inline_and_uses_no_background() {
+    let registry = registry(Knobs::default()).await;
+    let collect = Collect::default();
+    let mut app = router(&registry);
+    let response = app.call(request("/ok", &collect)).await.unwrap();
+    let mut body = pin!(response.into_body());
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        frame.unwrap();
+    }
+    assert_eq!(
+        exits(&registry),
+        [Exit::Success(http::StatusCode::OK)],
+        "released before the body reported its end"
+    );
+    assert!(collect.take().is_empty());
+}

@@ -1,0 +1,88 @@
+//! Cloudflare Workers integration for [`provision`], on workers-rs
+//! (`worker` 0.8): the same services and the same axum routes as on a
+//! tokio server, with the Workers rules kept.
+//!
+//! ```ignore
+//! use provision_worker::{Isolate, serve};
+//! use worker::{Context, Env, HttpRequest};
+//!
+//! // App services live per isolate; built on the first request.
+//! static APP: Isolate<axum::Router> = Isolate::new();
+//!
+//! async fn fetch(req: HttpRequest, env: Env, ctx: Context)
+//!     -> worker::Result<http::Response<axum::body::Body>>
+//! {
+//!     let router = APP.get_or_try_init(|| build_router(&env)).await?;
+//!     Ok(serve(router.clone(), req, &ctx).await)
+//! }
+//!
+//! // Instead of `#[worker::event(fetch)]`: the same export, plus the
+//! // panic guard (a handler panic answers a JSON 500).
+//! provision_worker::export_fetch!(fetch);
+//! ```
+//!
+//! What it guarantees, per fetch event:
+//!
+//! * **A scope per request.** [`serve`] runs the event through a router
+//!   whose [`ProvisionLayer`](provision_axum::ProvisionLayer) opens one scope
+//!   for it; request services are built on first use and never shared with
+//!   another event. [`scoped`] does the same for a plain workers-rs handler.
+//! * **Releases inside the request.** They complete before the response is
+//!   finished: after the last byte of the body (axum), or before the
+//!   response is returned ([`scoped`]). A release that cannot be awaited (the
+//!   client went away and the body was dropped) is handed to the event's
+//!   `wait_until` ([`background`]), so it still runs in the request's own I/O
+//!   context and the runtime keeps the event alive until it is done.
+//! * **No I/O in app services.** App services live as long as the isolate
+//!   and are shared by every request, but an I/O object (a socket) belongs
+//!   to the one request that created it: used from another request, Workers
+//!   fails with "Cannot perform I/O on behalf of a different request". The
+//!   compiler refuses an app service that depends on a request service; the
+//!   registry refuses, at startup, an app service whose build creates a
+//!   [`RequestBound`](provision::RequestBound) value. [`postgres::PgTarget::connect`]
+//!   returns its connection as a `RequestBound`, so an app service that opens
+//!   a database socket is refused with a message naming it.
+//! * **A panic answers 500.** With [`export_fetch!`], a handler panic
+//!   answers the pending requests of the isolate with a JSON 500 instead of
+//!   leaving them hanging, and the isolate serves the next request (see
+//!   [`export_fetch!`] for exactly what is and is not covered).
+//!
+//! On targets other than `wasm32` only [`Isolate`] is compiled (the rest
+//! needs the Workers runtime).
+#![deny(missing_docs)]
+
+mod isolate;
+
+pub use isolate::Isolate;
+
+#[cfg(target_arch = "wasm32")]
+mod background;
+#[cfg(target_arch = "wasm32")]
+mod panic;
+#[cfg(all(target_arch = "wasm32", feature = "postgres"))]
+pub mod postgres;
+#[cfg(target_arch = "wasm32")]
+mod scoped;
+#[cfg(target_arch = "wasm32")]
+mod serve;
+
+#[cfg(target_arch = "wasm32")]
+pub use background::background;
+#[cfg(target_arch = "wasm32")]
+pub use panic::install_panic_hook;
+#[cfg(target_arch = "wasm32")]
+pub use scoped::scoped;
+#[cfg(target_arch = "wasm32")]
+pub use serve::serve;
+
+/// What [`export_fetch!`] expands to refers to these; not a public API.
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::panic::guarded_fetch;
+    pub use js_sys;
+    pub use wasm_bindgen as wb;
+    pub use wasm_bindgen::prelude::wasm_bindgen;
+    pub use worker;
+    pub use worker::worker_sys::web_sys;
+}
