@@ -12,6 +12,14 @@
 //! Target: at most 150 ns over plain axum for a request that asks for
 //! nothing.
 //!
+//! Also here, because it needs the `axum` feature of provision: a memoised
+//! hit through the extractor a handler actually uses (`Dep<T>` from the
+//! request's parts, `T` already built in this request). Target: at most
+//! 30 ns.
+//!
+//! With `PROVISION_BENCH_SUMMARY=<file>` the figures are also written there
+//! as JSON (`bench-runner` reads them into `bench/RESULTS.md`).
+//!
 //! ```text
 //! cargo bench -p provision-axum --bench layer
 //! ```
@@ -22,9 +30,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::FromRequestParts;
 use axum::routing::get;
 use criterion::Criterion;
 use http::Request;
+use http::request::Parts;
 use http_body_util::BodyExt;
 use provision::{Dep, Error, Provide, Registry};
 use provision_axum::ProvisionLayer;
@@ -83,6 +93,20 @@ where
         }
         start.elapsed()
     })
+}
+
+/// Polls a future that is ready at once (no runtime needed).
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("the future was expected to be ready"),
+    }
+}
+
+/// Request parts, as an extractor sees them.
+fn parts() -> Parts {
+    Request::get("/one").body(()).unwrap().into_parts().0
 }
 
 /// Interleaved measurement, robust to a machine whose load drifts: each
@@ -171,6 +195,38 @@ fn main() {
     run("provision_outside_router_health", &|n| {
         time_requests(&runtime, &outside, "/health", n)
     });
+
+    // A memoised hit through the `Dep<T>` extractor, inside the request's
+    // scope, `Noop` already built there.
+    let scope = registry.open_scope();
+    scope.in_scope(|| {
+        let dep = ready(Dep::<Noop>::from_request_parts(&mut parts(), &()));
+        assert!(dep.is_ok(), "the first extraction builds Noop");
+    });
+    let extract_samples = RefCell::new(Vec::new());
+    group.bench_function("memoised_dep_extractor", |b| {
+        b.iter_custom(|iters| {
+            let mut parts = parts();
+            let elapsed = scope.in_scope(|| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    // Awaited inside an async block, as axum's handler
+                    // futures await their extractors (the extractor's
+                    // future is built in place, not moved).
+                    let dep = ready(async {
+                        Dep::<Noop>::from_request_parts(black_box(&mut parts), &()).await
+                    });
+                    drop(black_box(dep));
+                }
+                start.elapsed()
+            });
+            extract_samples.borrow_mut().push((iters, elapsed));
+            elapsed
+        })
+    });
+    let memoised_extractor = median_ns(&extract_samples.into_inner());
+    runtime.block_on(scope.close(provision::Exit::Success(http::StatusCode::OK)));
+
     group.finish();
     c.final_summary();
 
@@ -207,7 +263,34 @@ fn main() {
             "  one request service, over no service: {:.1} ns",
             one - layer
         );
+        if let Some(ns) = memoised_extractor {
+            println!("  memoised hit through Dep<T> (target <= 30 ns): {ns:.1} ns");
+        }
+        let mut rows: Vec<(String, f64)> = medians
+            .iter()
+            .filter_map(|(name, m)| m.map(|m| (name.to_string(), m)))
+            .collect();
+        rows.extend(memoised_extractor.map(|m| ("memoised_dep_extractor".to_owned(), m)));
+        rows.push(("interleaved_layer_overhead".to_owned(), layer));
+        rows.push(("interleaved_identity_overhead".to_owned(), identity));
+        rows.push(("interleaved_one_service_over_none".to_owned(), one - layer));
+        rows.push(("interleaved_outside_overhead".to_owned(), interleaved[4].1));
+        write_summary(&rows);
     }
     assert_eq!(probe.held::<Noop>(), 0, "every service was released");
     runtime.block_on(registry.shutdown());
+}
+
+/// Writes the figures as a JSON object to `$PROVISION_BENCH_SUMMARY`, if set
+/// (for `bench-runner`).
+fn write_summary(rows: &[(String, f64)]) {
+    let Some(path) = std::env::var_os("PROVISION_BENCH_SUMMARY") else {
+        return;
+    };
+    let fields: Vec<String> = rows
+        .iter()
+        .map(|(name, ns)| format!("  \"{name}\": {ns:.3}"))
+        .collect();
+    std::fs::write(&path, format!("{{\n{}\n}}\n", fields.join(",\n")))
+        .expect("the summary file can be written");
 }

@@ -1,6 +1,7 @@
 //! The cost of a request scope, without any runtime: opening and closing an
-//! empty one, the first resolution of a request service, a memoised hit,
-//! releasing services, and the request-bound check.
+//! empty one, the first resolution of a request service (with and without
+//! the scope around it), a memoised hit, releasing services, and the
+//! request-bound check.
 //!
 //! Targets: an empty scope costs at most 150 ns more than plain axum (see
 //! `provision-axum`'s `layer` bench for the end-to-end figure); a memoised
@@ -11,7 +12,9 @@
 //! ```
 //!
 //! Every benchmark times its own loop (`iter_custom`) so that the median ns
-//! per iteration can be printed, with derived differences, at the end.
+//! per iteration can be printed, with derived differences, at the end. With
+//! `PROVISION_BENCH_SUMMARY=<file>` the medians are also written there as
+//! JSON (`bench-runner` reads them into `bench/RESULTS.md`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -179,6 +182,29 @@ fn main() {
         start.elapsed()
     });
 
+    // (b') The first resolution alone: scopes are opened before and closed
+    // after the timed part, so this is the resolution machinery only (slot
+    // lookup, build rendezvous, recording the acquisition, the `Dep`); the
+    // constructor is an `async fn` that returns at once.
+    let first_only = bench(&mut group, "first_resolve", |iters| {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(BATCH);
+            left -= n;
+            let scopes: Vec<RequestScope> = (0..n).map(|_| registry.open_scope()).collect();
+            let start = Instant::now();
+            for scope in &scopes {
+                drop(black_box(block_on(scope.resolve::<Noop>()).unwrap()));
+            }
+            total += start.elapsed();
+            for scope in &scopes {
+                block_on(scope.close(OK));
+            }
+        }
+        total
+    });
+
     // (c) Memoised hits on an already-built service.
     let warm = registry.open_scope();
     drop(block_on(warm.resolve::<Noop>()).unwrap());
@@ -227,12 +253,23 @@ fn main() {
     let rows = [
         ("(a) empty scope: open + close_if_idle", empty),
         ("(b) open + first resolve + close", first),
+        ("(b') first resolve only (scope outside)", first_only),
         ("(c) memoised hit: cached::<T>()", cached),
         ("(c) memoised hit: resolve::<T>() polled", resolved),
         ("(d) release 1 service (close)", release_1),
         ("(d) release 8 services (close)", release_8),
         ("(e) RequestBound::get, same scope", bound_get),
     ];
+    write_summary(&[
+        ("empty_open_close", empty),
+        ("open_first_resolve_close", first),
+        ("first_resolve", first_only),
+        ("memoised_cached", cached),
+        ("memoised_resolve", resolved),
+        ("release_1", release_1),
+        ("release_8", release_8),
+        ("request_bound_get", bound_get),
+    ]);
     if rows.iter().any(|(_, m)| m.is_some()) {
         println!("\nmedian ns per iteration");
         for (name, median) in rows {
@@ -255,4 +292,18 @@ fn main() {
             );
         }
     }
+}
+
+/// Writes the medians as a JSON object to `$PROVISION_BENCH_SUMMARY`, if set
+/// (for `bench-runner`); benchmarks that did not run are left out.
+fn write_summary(rows: &[(&str, Option<f64>)]) {
+    let Some(path) = std::env::var_os("PROVISION_BENCH_SUMMARY") else {
+        return;
+    };
+    let fields: Vec<String> = rows
+        .iter()
+        .filter_map(|(name, ns)| ns.map(|ns| format!("  \"{name}\": {ns:.3}")))
+        .collect();
+    std::fs::write(&path, format!("{{\n{}\n}}\n", fields.join(",\n")))
+        .expect("the summary file can be written");
 }

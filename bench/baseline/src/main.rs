@@ -1,0 +1,201 @@
+//! `bench-baseline`: the users contract of `cloud-api`, written by hand the
+//! way a competent axum user would without provision. It is the "1.0" every
+//! provision figure in `bench/RESULTS.md` is divided by.
+//!
+//! Same routes, JSON, status codes and error texts as `cloud-api` for
+//! `GET /api/health`, `GET|POST /api/users` and `GET /api/users/{id}`;
+//! bearer-token authentication resolved per request from the same tables;
+//! byte-for-byte the same SQL (see `users.rs` and `auth.rs`); the same
+//! request metrics and log line per request as `cloud-api`'s `observe`
+//! middleware, so that the comparison isolates provision. The database must
+//! already be migrated (`cloud-api migrate`).
+//!
+//! Two database modes, as in `cloud-api`:
+//!
+//! * `pool`: a deadpool-postgres pool, leased by the handler's extractor and
+//!   returned when the handler's future is dropped;
+//! * `per-request`: the extractor connects (`tokio_postgres::connect`) and the
+//!   connection is closed when the handler is done with it.
+
+mod auth;
+mod db;
+mod error;
+mod observe;
+mod users;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use clap::{Parser, ValueEnum};
+use http::{Method, StatusCode, Uri};
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::observe::Metrics;
+
+/// How requests get a PostgreSQL connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DbMode {
+    /// Lease from a pool shared by all requests.
+    Pool,
+    /// Connect for each request that needs the database; close at its end.
+    PerRequest,
+}
+
+/// The hand-written axum baseline of the provision benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "bench-baseline", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// PostgreSQL URL of a database migrated by `cloud-api migrate`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// How requests get a PostgreSQL connection.
+    #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
+    db_mode: DbMode,
+    /// Connections in the pool (pool mode); cloud-api's default.
+    #[arg(long, env = "POOL_SIZE", default_value_t = 16)]
+    pool_size: usize,
+    /// Longest a request waits for a connection, in seconds; cloud-api's
+    /// default.
+    #[arg(long, env = "ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
+    acquire_timeout_secs: u64,
+    /// Largest request body accepted, in bytes; cloud-api's default.
+    #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
+    body_limit: usize,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    db: Db,
+    metrics: Metrics,
+}
+
+fn router(state: AppState, body_limit: usize) -> Router {
+    let metrics = state.metrics.clone();
+    let api = Router::new()
+        .route("/api/health", get(health))
+        .route("/api/users", get(users::list).post(users::create))
+        .route("/api/users/{id}", get(users::get))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .with_state(metrics.clone())
+        .merge(api)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::observe,
+        ))
+}
+
+/// The body of `GET /api/health`.
+#[derive(serde::Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// `GET /api/health`: touches no database.
+async fn health() -> axum::Json<Status> {
+    axum::Json(Status { status: "ok" })
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics = Metrics::new();
+    let timeout = Duration::from_secs(args.acquire_timeout_secs.max(1));
+    let db = match args.db_mode {
+        DbMode::Pool => Db::pool(&args.database_url, args.pool_size, timeout)?,
+        DbMode::PerRequest => Db::per_request(&args.database_url, timeout)?,
+    };
+    let state = AppState {
+        db: db.clone(),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, mode = ?args.db_mode, "listening");
+    axum::serve(listener, router(state, args.body_limit))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    db.close();
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        },
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), as in cloud-api.
+fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .with(filter)
+        .init();
+}

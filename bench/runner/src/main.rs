@@ -1,0 +1,328 @@
+//! `bench-runner`: the provision load benchmark, end to end.
+//!
+//! ```text
+//! cargo run -p bench-runner --release            # full: writes bench/RESULTS.md, bench/results.json
+//! cargo run -p bench-runner --release -- --quick # smoke run: writes target/bench-quick/
+//! ```
+//!
+//! It builds the servers (release), starts a throwaway PostgreSQL, applies
+//! cloud-api's migrations (`cloud-api migrate`), seeds 10,000 users and a
+//! token, checks that the two servers answer the users contract
+//! identically, and then measures, in this order:
+//!
+//! 1. criterion microbenchmarks of the core (`crates/*/benches`);
+//! 2. the cost of a new PostgreSQL connection, trust and SCRAM;
+//! 3. the database's ceiling: pgbench running each endpoint's SQL;
+//! 4. HTTP load with wrk over loopback: cloud-api (provision) against
+//!    bench-baseline (hand-written axum), pool and per-request modes, four
+//!    endpoints, three concurrencies, alternating the servers round by
+//!    round;
+//! 5. the Worker build in workerd (not yet measured: reported as skipped).
+//!
+//! Performance is only ever reported, never asserted: targets are marked met
+//! or missed in the report.
+
+mod ceiling;
+mod conncost;
+mod http;
+mod load;
+mod machine;
+mod micro;
+mod profile;
+mod report;
+mod servers;
+mod setup;
+mod tools;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// What to run, and for how long.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    /// Alternations: baseline, provision, baseline, provision ...
+    pub rounds: usize,
+    pub warmup_s: u32,
+    pub duration_s: u32,
+    pub concurrency: Vec<u32>,
+    pub modes: Vec<servers::Mode>,
+    pub endpoints: Vec<load::Endpoint>,
+    pub pgbench_s: u32,
+    pub conn_iters: usize,
+    /// criterion `--warm-up-time` and `--measurement-time`, seconds.
+    pub micro_times: (f64, f64),
+    pub skip_micro: bool,
+    /// Only the HTTP load (no micro, connection cost or ceiling).
+    pub only_load: bool,
+    /// Some of the matrix was narrowed from the command line.
+    pub custom: bool,
+}
+
+impl Plan {
+    fn full() -> Plan {
+        Plan {
+            quick: false,
+            rounds: 4,
+            warmup_s: 1,
+            duration_s: 2,
+            concurrency: vec![1, 32, 256],
+            modes: servers::Mode::ALL.to_vec(),
+            endpoints: load::Endpoint::ALL.to_vec(),
+            pgbench_s: 3,
+            conn_iters: 400,
+            micro_times: (1.0, 3.0),
+            skip_micro: false,
+            only_load: false,
+            custom: false,
+        }
+    }
+
+    fn quick() -> Plan {
+        Plan {
+            quick: true,
+            rounds: 2,
+            warmup_s: 1,
+            duration_s: 1,
+            concurrency: vec![32],
+            pgbench_s: 1,
+            conn_iters: 100,
+            micro_times: (0.3, 0.7),
+            ..Plan::full()
+        }
+    }
+}
+
+/// Where the repository is (this crate is `bench/runner`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "\
+usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--out DIR]
+       [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
+
+  (no flag)          the full benchmark (about 15 minutes on 2 cores); writes
+                     bench/RESULTS.md and bench/results.json
+  --quick            a smoke run (under 3 minutes): one concurrency (32), two
+                     alternations, 1 s runs; writes target/bench-quick/
+  --skip-micro       leave out the criterion microbenchmarks
+  --out DIR          write RESULTS.md and results.json to DIR instead
+
+  For investigating one cell (writes target/bench-custom/ unless --out):
+  --only-load        only the HTTP load (no micro, connection cost, ceiling)
+  --mode M           pool or per-request (repeatable)
+  --endpoint E       health, users-list, user-get or user-create (repeatable)
+  --concurrency C    wrk connections (repeatable)
+  --rounds N         alternations per cell
+  --duration S       seconds per measured run
+";
+
+fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut plan = if args.iter().any(|a| a == "--quick") {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let (mut modes, mut endpoints, mut concurrency) = (vec![], vec![], vec![]);
+    let mut out = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => {}
+            "--skip-micro" => plan.skip_micro = true,
+            "--only-load" => plan.only_load = true,
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--mode" => modes.push(match value("--mode")?.as_str() {
+                "pool" => servers::Mode::Pool,
+                "per-request" => servers::Mode::PerRequest,
+                other => return Err(format!("unknown mode {other:?}")),
+            }),
+            "--endpoint" => endpoints.push(match value("--endpoint")?.as_str() {
+                "health" => load::Endpoint::Health,
+                "users-list" => load::Endpoint::UsersList,
+                "user-get" => load::Endpoint::UserGet,
+                "user-create" => load::Endpoint::UserCreate,
+                other => return Err(format!("unknown endpoint {other:?}")),
+            }),
+            "--concurrency" => concurrency.push(
+                value("--concurrency")?
+                    .parse()
+                    .map_err(|_| "--concurrency needs a number")?,
+            ),
+            "--rounds" => {
+                plan.rounds = value("--rounds")?
+                    .parse()
+                    .map_err(|_| "--rounds needs a number")?;
+                plan.custom = true;
+            }
+            "--duration" => {
+                plan.duration_s = value("--duration")?
+                    .parse()
+                    .map_err(|_| "--duration needs a number")?;
+                plan.custom = true;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if !modes.is_empty() {
+        plan.modes = modes;
+        plan.custom = true;
+    }
+    if !endpoints.is_empty() {
+        plan.endpoints = endpoints;
+        plan.custom = true;
+    }
+    if !concurrency.is_empty() {
+        plan.concurrency = concurrency;
+        plan.custom = true;
+    }
+    if plan.only_load {
+        plan.skip_micro = true;
+        plan.custom = true;
+    }
+    if plan.rounds == 0 || plan.duration_s == 0 {
+        return Err("--rounds and --duration must be at least 1".into());
+    }
+    Ok((plan, out))
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let (plan, out) = match parse_args() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprint!("error: {e}\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = workspace_root();
+    let out = out.unwrap_or_else(|| {
+        if plan.custom {
+            tools::target_dir(&root).join("bench-custom")
+        } else if plan.quick {
+            tools::target_dir(&root).join("bench-quick")
+        } else {
+            root.join("bench")
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(plan, root, out, started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nerror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a progress line with the elapsed time.
+pub fn say(started: Instant, message: impl AsRef<str>) {
+    let t = started.elapsed().as_secs_f64();
+    eprintln!("[{:>4.0}s] {}", t, message.as_ref());
+}
+
+async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Result<(), BoxError> {
+    say(
+        started,
+        format!(
+            "bench-runner ({}), writing to {}",
+            if plan.quick { "quick" } else { "full" },
+            out.display()
+        ),
+    );
+    let mut report = report::Report::new(&plan, &root);
+    report.machine = machine::describe(&root);
+    report.load_before = machine::loadavg();
+
+    // Tools and builds come first: this machine builds and measures, and
+    // nothing is timed while the compiler runs.
+    let wrk = tools::ensure_wrk()?;
+    report.wrk_version = wrk.clone();
+    let build_started = Instant::now();
+    tools::build(&root, &plan, started)?;
+    report.wall.build_s = build_started.elapsed().as_secs_f64();
+    let measure_started = Instant::now();
+    report.priority = tools::raise_priority();
+    say(started, format!("priority: {}", report.priority));
+
+    let tmp = tools::scratch_dir()?;
+    if !plan.skip_micro {
+        say(started, "criterion microbenchmarks (crates/*/benches)");
+        report.micro = Some(micro::run(&root, &tmp, &plan, started)?);
+    }
+
+    say(started, "throwaway PostgreSQL, migrations, seed");
+    let env = setup::Env::start(&root, &tmp, started).await?;
+    report.postgres = env.server_version.clone();
+    report.seed = env.seed_summary();
+
+    say(
+        started,
+        "connection cost: connect + authenticate + first query",
+    );
+    report.conn_cost = Some(conncost::run(&env, &plan, started).await?);
+
+    say(
+        started,
+        "database ceiling: pgbench with each endpoint's SQL",
+    );
+    report.ceiling = ceiling::run(&env, &root, &plan, started).await?;
+
+    say(
+        started,
+        "HTTP load: wrk, baseline vs provision, alternating",
+    );
+    let load = load::run(&env, &root, &tmp, &plan, started).await?;
+    report.contract = load.contract.clone();
+    report.runs = load.runs;
+    report.rss = load.memory;
+
+    if !plan.only_load {
+        say(started, "instructions per request: callgrind, pool mode");
+        report.profile = Some(profile::run(&env, &root, &plan, started).await);
+    }
+
+    report.worker = worker::workerd(&root);
+    report.load_after = machine::loadavg();
+    report.wall.measure_s = measure_started.elapsed().as_secs_f64();
+    report.wall.total_s = started.elapsed().as_secs_f64();
+    report.quick_wall = report::last_quick_wall(&root);
+    env.stop();
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    std::fs::create_dir_all(&out)?;
+    let (markdown, json) = report.render();
+    std::fs::write(out.join("RESULTS.md"), markdown)?;
+    std::fs::write(out.join("results.json"), json)?;
+    say(
+        started,
+        format!(
+            "wrote {} and {} ({:.0} s in all)",
+            out.join("RESULTS.md").display(),
+            out.join("results.json").display(),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(())
+}

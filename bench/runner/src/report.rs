@@ -1,0 +1,917 @@
+//! `bench/RESULTS.md` and `bench/results.json`: the figures, the ratios,
+//! the targets (met or missed), the machine and the exact commands.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Plan;
+use crate::ceiling::{self, Ceiling};
+use crate::conncost::ConnCost;
+use crate::load::{Contract, Endpoint, Memory, Run};
+use crate::machine::Machine;
+use crate::micro::{self, Micro};
+use crate::servers::{self, Kind, Mode};
+use crate::worker::Worker;
+
+/// Wall-clock times of this run, seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Wall {
+    pub build_s: f64,
+    pub measure_s: f64,
+    pub total_s: f64,
+}
+
+/// The last `--quick` run's wall time, if there was one on this checkout.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuickWall {
+    pub total_s: f64,
+    pub measure_s: f64,
+    pub date_utc: String,
+}
+
+/// Everything measured.
+pub struct Report {
+    pub plan: Plan,
+    pub machine: Machine,
+    pub wrk_version: String,
+    pub priority: String,
+    pub postgres: String,
+    pub seed: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub wall: Wall,
+    pub quick_wall: Option<QuickWall>,
+    pub micro: Option<Micro>,
+    pub conn_cost: Option<ConnCost>,
+    pub profile: Option<crate::profile::Profile>,
+    pub ceiling: Vec<Ceiling>,
+    pub contract: Contract,
+    pub runs: Vec<Run>,
+    pub rss: Vec<Memory>,
+    pub worker: Worker,
+}
+
+/// One (mode, endpoint, concurrency) cell, both servers, all rounds.
+#[derive(Debug, Clone, Serialize)]
+struct Cell {
+    mode: Mode,
+    endpoint: Endpoint,
+    concurrency: u32,
+    rounds: usize,
+    baseline: Side,
+    provision: Side,
+    /// provision / baseline requests per second, per alternation.
+    rps_ratio: Spread,
+    /// provision / baseline p99 latency, per alternation.
+    p99_ratio: Spread,
+    /// provision / baseline server CPU time per request, per alternation.
+    cpu_ratio: Spread,
+    ceiling_tps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Side {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    requests: u64,
+    errors: u64,
+    sessions_opened: i64,
+    metric_connections_opened: Option<u64>,
+    peak_backends: i64,
+    ceiling_fraction: Option<f64>,
+    cpu_us_per_request: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+/// A target and whether it was met.
+#[derive(Debug, Clone, Serialize)]
+struct Target {
+    target: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if !n.is_multiple_of(2) => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn spread(values: &[f64]) -> Spread {
+    Spread {
+        min: values.iter().copied().fold(f64::INFINITY, f64::min),
+        median: median(values),
+        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
+fn ms(us: f64) -> String {
+    if us >= 100_000.0 {
+        format!("{:.0} ms", us / 1000.0)
+    } else if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1000.0)
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+fn count(n: f64) -> String {
+    let n = n.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn mark(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// Reads the wall time of the last `--quick` run on this checkout.
+pub fn last_quick_wall(root: &Path) -> Option<QuickWall> {
+    let path = crate::tools::target_dir(root)
+        .join("bench-quick")
+        .join("results.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    Some(QuickWall {
+        total_s: v["wall_time"]["total_s"].as_f64()?,
+        measure_s: v["wall_time"]["measure_s"].as_f64()?,
+        date_utc: v["machine"]["date_utc"].as_str()?.to_owned(),
+    })
+}
+
+impl Report {
+    pub fn new(plan: &Plan, _root: &Path) -> Report {
+        Report {
+            plan: plan.clone(),
+            machine: Machine::default(),
+            wrk_version: String::new(),
+            priority: String::new(),
+            postgres: String::new(),
+            seed: String::new(),
+            load_before: String::new(),
+            load_after: String::new(),
+            wall: Wall::default(),
+            quick_wall: None,
+            micro: None,
+            conn_cost: None,
+            profile: None,
+            ceiling: Vec::new(),
+            contract: Contract::default(),
+            runs: Vec::new(),
+            rss: Vec::new(),
+            worker: crate::worker::workerd(Path::new(".")),
+        }
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for &mode in &self.plan.modes {
+            for &endpoint in &self.plan.endpoints {
+                for &concurrency in &self.plan.concurrency {
+                    let of = |kind: Kind| -> Vec<&Run> {
+                        let mut runs: Vec<&Run> = self
+                            .runs
+                            .iter()
+                            .filter(|r| {
+                                r.mode == mode
+                                    && r.endpoint == endpoint
+                                    && r.concurrency == concurrency
+                                    && r.server == kind
+                            })
+                            .collect();
+                        runs.sort_by_key(|r| r.round);
+                        runs
+                    };
+                    let (b, p) = (of(Kind::Baseline), of(Kind::Provision));
+                    if b.is_empty() || b.len() != p.len() {
+                        continue;
+                    }
+                    let ceiling_tps = self
+                        .ceiling
+                        .iter()
+                        .find(|c| {
+                            c.mode == mode && c.endpoint == endpoint && c.concurrency == concurrency
+                        })
+                        .map(|c| c.tps);
+                    let side = |runs: &[&Run]| {
+                        let rps = median(&runs.iter().map(|r| r.rps).collect::<Vec<_>>());
+                        Side {
+                            rps,
+                            p50_us: median(&runs.iter().map(|r| r.p50_us).collect::<Vec<_>>()),
+                            p99_us: median(&runs.iter().map(|r| r.p99_us).collect::<Vec<_>>()),
+                            p999_us: median(&runs.iter().map(|r| r.p999_us).collect::<Vec<_>>()),
+                            requests: runs.iter().map(|r| r.requests).sum(),
+                            errors: runs.iter().map(|r| r.errors).sum(),
+                            sessions_opened: runs.iter().map(|r| r.sessions_opened).sum(),
+                            metric_connections_opened: runs
+                                .iter()
+                                .map(|r| r.metric_connections_opened)
+                                .sum(),
+                            peak_backends: runs.iter().map(|r| r.peak_backends).max().unwrap_or(0),
+                            ceiling_fraction: ceiling_tps.map(|t| rps / t),
+                            cpu_us_per_request: median(
+                                &runs
+                                    .iter()
+                                    .map(|r| r.cpu_us_per_request)
+                                    .collect::<Vec<_>>(),
+                            ),
+                        }
+                    };
+                    let rps_ratios: Vec<f64> =
+                        b.iter().zip(&p).map(|(b, p)| p.rps / b.rps).collect();
+                    let p99_ratios: Vec<f64> =
+                        b.iter().zip(&p).map(|(b, p)| p.p99_us / b.p99_us).collect();
+                    let cpu_ratios: Vec<f64> = b
+                        .iter()
+                        .zip(&p)
+                        .map(|(b, p)| p.cpu_us_per_request / b.cpu_us_per_request)
+                        .collect();
+                    cells.push(Cell {
+                        mode,
+                        endpoint,
+                        concurrency,
+                        rounds: b.len(),
+                        baseline: side(&b),
+                        provision: side(&p),
+                        rps_ratio: spread(&rps_ratios),
+                        p99_ratio: spread(&p99_ratios),
+                        cpu_ratio: spread(&cpu_ratios),
+                        ceiling_tps,
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    fn targets(&self, cells: &[Cell]) -> Vec<Target> {
+        let mut targets = Vec::new();
+        let list = |filter: &dyn Fn(&Cell) -> bool, value: &dyn Fn(&Cell) -> f64| -> String {
+            cells
+                .iter()
+                .filter(|c| filter(c))
+                .map(|c| {
+                    format!(
+                        "{} c={}: {:.3} (CPU/request ratio {:.3})",
+                        c.mode,
+                        c.concurrency,
+                        value(c),
+                        c.cpu_ratio.median
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let all = |filter: &dyn Fn(&Cell) -> bool, ok: &dyn Fn(&Cell) -> bool| -> Option<bool> {
+            let selected: Vec<&Cell> = cells.iter().filter(|c| filter(c)).collect();
+            if selected.is_empty() {
+                None
+            } else {
+                Some(selected.iter().all(|c| ok(c)))
+            }
+        };
+        let instructions = |endpoint: Endpoint| -> String {
+            self.profile
+                .as_ref()
+                .and_then(|p| p.rows.iter().find(|r| r.endpoint == endpoint))
+                .map_or(String::new(), |r| {
+                    format!(
+                        "; instructions per request (callgrind, pool) {:.3}x",
+                        r.ratio
+                    )
+                })
+        };
+        let health = |c: &Cell| c.endpoint == Endpoint::Health;
+        targets.push(Target {
+            target: "health: provision rps >= 0.98 x baseline (median ratio), every mode and concurrency".into(),
+            measured: list(&health, &|c| c.rps_ratio.median) + &instructions(Endpoint::Health),
+            met: all(&health, &|c| c.rps_ratio.median >= 0.98),
+        });
+        for endpoint in [Endpoint::UsersList, Endpoint::UserGet] {
+            let filter = move |c: &Cell| c.endpoint == endpoint && c.mode == Mode::Pool;
+            targets.push(Target {
+                target: format!(
+                    "{endpoint}, pool mode: provision rps >= 0.97 x baseline (median ratio)"
+                ),
+                measured: list(&filter, &|c| c.rps_ratio.median) + &instructions(endpoint),
+                met: all(&filter, &|c| c.rps_ratio.median >= 0.97),
+            });
+        }
+        let misses: Vec<String> = cells
+            .iter()
+            .filter(|c| c.p99_ratio.median > 1.05)
+            .map(|c| {
+                format!(
+                    "{} {} c={}: {:.2}",
+                    c.mode, c.endpoint, c.concurrency, c.p99_ratio.median
+                )
+            })
+            .collect();
+        let p99_met = cells.len() - misses.len();
+        targets.push(Target {
+            target: "p99 latency <= 1.05 x baseline (median ratio), every cell".into(),
+            measured: if misses.is_empty() {
+                format!("{p99_met}/{} cells", cells.len())
+            } else {
+                format!(
+                    "{p99_met}/{} cells; over: {}",
+                    cells.len(),
+                    misses.join("; ")
+                )
+            },
+            met: if cells.is_empty() {
+                None
+            } else {
+                Some(misses.is_empty())
+            },
+        });
+        let micro = self.micro.as_ref();
+        let scope = |k: &str| micro.and_then(|m| m.scope.get(k).copied());
+        let layer = |k: &str| micro.and_then(|m| m.layer.get(k).copied());
+        let empty = scope("empty_open_close");
+        let outside = layer("interleaved_outside_overhead");
+        let per_route = layer("interleaved_layer_overhead");
+        let identity = layer("interleaved_identity_overhead");
+        let ns = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ns"));
+        targets.push(Target {
+            target: "empty request scope <= 150 ns: a request that asks for nothing (scope open + close; the layer around the router; provision's share of the per-route layer)".into(),
+            measured: format!(
+                "scope open + close_if_idle {}; ProvisionLayer around the router +{} over plain axum; per route (Router::layer, as cloud-api) +{}, of which {} is axum's own per-route layering (identity layer), so provision's share {}",
+                ns(empty),
+                ns(outside),
+                ns(per_route),
+                ns(identity),
+                ns(per_route.zip(identity).map(|(p, i)| p - i)),
+            ),
+            met: match (empty, outside, per_route, identity) {
+                (Some(e), Some(o), Some(p), Some(i)) => Some(e <= 150.0 && o <= 150.0 && p - i <= 150.0),
+                _ => None,
+            },
+        });
+        let cached = scope("memoised_cached");
+        let resolved = scope("memoised_resolve");
+        let extractor = layer("memoised_dep_extractor");
+        targets.push(Target {
+            target: "memoised hit <= 30 ns (the Dep<T> extractor a handler uses; also RequestScope::cached and ::resolve)".into(),
+            measured: format!(
+                "Dep<T> extractor {}; cached {}; resolve {}",
+                extractor.map_or("-".into(), |v| format!("{v:.1} ns")),
+                cached.map_or("-".into(), |v| format!("{v:.1} ns")),
+                resolved.map_or("-".into(), |v| format!("{v:.1} ns")),
+            ),
+            met: extractor.map(|e| e <= 30.0),
+        });
+        let health_cells: Vec<&Cell> = cells.iter().filter(|c| health(c)).collect();
+        let opened: Vec<String> = health_cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} c={}: sessions {}, metric {}, peak backends {}",
+                    c.mode,
+                    c.concurrency,
+                    c.provision.sessions_opened,
+                    c.provision
+                        .metric_connections_opened
+                        .map_or("-".into(), |m| m.to_string()),
+                    c.provision.peak_backends
+                )
+            })
+            .collect();
+        targets.push(Target {
+            target: "health opens 0 database connections at every concurrency (provision; pg_stat_database sessions and db_connections_opened_total during the runs)".into(),
+            measured: opened.join("; "),
+            met: if health_cells.is_empty() {
+                None
+            } else {
+                Some(health_cells.iter().all(|c| {
+                    c.provision.sessions_opened == 0
+                        && c.provision.metric_connections_opened.unwrap_or(0) == 0
+                }))
+            },
+        });
+        targets
+    }
+
+    /// The Markdown report and its JSON twin.
+    pub fn render(&self) -> (String, String) {
+        let cells = self.cells();
+        let targets = self.targets(&cells);
+        let json = json!({
+            "mode": if self.plan.quick { "quick" } else { "full" },
+            "machine": self.machine,
+            "wall_time": self.wall,
+            "last_quick_wall_time": self.quick_wall,
+            "tools": { "wrk": self.wrk_version, "postgresql": self.postgres },
+            "settings": {
+                "rounds": self.plan.rounds,
+                "warmup_s": self.plan.warmup_s,
+                "duration_s": self.plan.duration_s,
+                "concurrency": self.plan.concurrency,
+                "pgbench_s": self.plan.pgbench_s,
+                "pool_size": servers::POOL_SIZE,
+                "seed": self.seed,
+            },
+            "load_average": { "before": self.load_before, "after": self.load_after },
+            "priority": self.priority,
+            "commands": self.commands(),
+            "targets": targets,
+            "contract": self.contract,
+            "cells": cells,
+            "runs": self.runs,
+            "memory": self.rss,
+            "ceiling": self.ceiling,
+            "connection_cost": self.conn_cost,
+            "micro": self.micro,
+            "callgrind": self.profile,
+            "worker": self.worker,
+        });
+        let json = serde_json::to_string_pretty(&json).expect("serialisable") + "\n";
+        (self.markdown(&cells, &targets), json)
+    }
+
+    fn commands(&self) -> Vec<String> {
+        let mut commands = vec![format!(
+            "cargo run -p bench-runner --release{}",
+            if self.plan.quick { " -- --quick" } else { "" }
+        )];
+        commands.push("cargo build --release -p cloud-api -p bench-baseline".into());
+        if self.micro.is_some() {
+            commands.extend(micro::commands(&self.plan));
+        }
+        commands.push("target/release/cloud-api migrate --database-url postgres://postgres@127.0.0.1:PGPORT/DB".into());
+        commands.push(
+            "target/release/cloud-api token create --email user1@bench.example --database-url ..."
+                .into(),
+        );
+        for kind in [Kind::Baseline, Kind::Provision] {
+            for mode in Mode::ALL {
+                commands.push(servers::command_line(kind, mode));
+            }
+        }
+        commands.push(format!(
+            "wrk -t<min(C,2)> -c<C> -d{}s --timeout 10s -s bench/wrk/get.lua http://127.0.0.1:PORT/api/users?limit=10 -- <token>   (after a {} s warm-up run; post_user.lua for POST)",
+            self.plan.duration_s, self.plan.warmup_s
+        ));
+        for mode in Mode::ALL {
+            commands.push(ceiling::command_line(mode));
+        }
+        commands.push("pgbench -n -M extended -C -c {1,32} -f bench/pgbench/connect_select1.sql -U {postgres | bench_scram} ...".into());
+        commands
+    }
+
+    fn markdown(&self, cells: &[Cell], targets: &[Target]) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(md, "# Benchmark results\n");
+        let _ = writeln!(
+            md,
+            "provision (the reference service `apps/cloud-api`) against a hand-written axum \
+             baseline (`bench/baseline`) with the same users contract, and against PostgreSQL's \
+             own ceiling (pgbench running the same SQL). Written by `bench/runner`; method and \
+             analysis in [bench/README.md](README.md). Raw figures, every run: \
+             [results.json](results.json).\n"
+        );
+        if self.plan.quick {
+            let _ = writeln!(
+                md,
+                "> **Quick run** (`--quick`): one concurrency, two alternations, 1 s runs. A smoke test, not the reference figures.\n"
+            );
+        }
+        let _ = writeln!(md, "## Machine and run\n");
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| date | {} |", m.date_utc);
+        let _ = writeln!(md, "| commit | {} |", m.commit);
+        let _ = writeln!(
+            md,
+            "| CPU | {} ({} cores online, `nproc`) |",
+            m.cpu_model, m.nproc
+        );
+        let _ = writeln!(md, "| memory | {:.1} GiB |", m.memory_gib);
+        let _ = writeln!(md, "| kernel | {} ({}) |", m.kernel, m.os);
+        let _ = writeln!(md, "| rustc | {} |", m.rustc);
+        let _ = writeln!(
+            md,
+            "| PostgreSQL | {} (throwaway cluster: fsync off, shared_buffers 128MB, max_connections {}) |",
+            self.postgres,
+            crate::setup::MAX_CONNECTIONS
+        );
+        let _ = writeln!(md, "| load generator | {} |", self.wrk_version);
+        let _ = writeln!(md, "| data | {} |", self.seed);
+        let _ = writeln!(
+            md,
+            "| load average (1/5/15 min) | before {}, after {} |",
+            self.load_before, self.load_after
+        );
+        let _ = writeln!(md, "| scheduling priority | {} |", self.priority);
+        let _ = writeln!(
+            md,
+            "| wall time | {:.0} s in all: {:.0} s building (cached), {:.0} s measuring |",
+            self.wall.total_s, self.wall.build_s, self.wall.measure_s
+        );
+        if let Some(q) = &self.quick_wall {
+            let _ = writeln!(
+                md,
+                "| `--quick` wall time | {:.0} s in all, {:.0} s measuring (last quick run, {}) |",
+                q.total_s, q.measure_s, q.date_utc
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| settings | {} alternations (baseline, provision, baseline, ...) per cell; {} s warm-up + {} s measured per run; concurrency {:?}; pool size {} for both servers; both log at `RUST_LOG=warn` |",
+            self.plan.rounds,
+            self.plan.warmup_s,
+            self.plan.duration_s,
+            self.plan.concurrency,
+            servers::POOL_SIZE
+        );
+        let _ = writeln!(
+            md,
+            "| contract check | {}/{} answers identical (status, content type, body){} |\n",
+            self.contract.identical,
+            self.contract.checks,
+            if self.contract.differences.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.contract.differences.join("; "))
+            }
+        );
+        let _ = writeln!(
+            md,
+            "Everything runs on this one machine: wrk, both servers and PostgreSQL share its {} cores, so absolute figures are low and the ratios are what to read.\n",
+            m.nproc
+        );
+
+        let _ = writeln!(md, "## Targets\n");
+        let _ = writeln!(md, "| target | measured | |\n|---|---|---|");
+        for t in targets {
+            let _ = writeln!(md, "| {} | {} | {} |", t.target, t.measured, mark(t.met));
+        }
+        let _ = writeln!(
+            md,
+            "\nWhy a target is missed, with profiles (callgrind, perf, strace) and the fixes proposed: [README.md, Analysis](README.md#analysis).\n"
+        );
+
+        for mode in Mode::ALL {
+            let mode_cells: Vec<&Cell> = cells.iter().filter(|c| c.mode == mode).collect();
+            if mode_cells.is_empty() {
+                continue;
+            }
+            let _ = writeln!(md, "## HTTP load, {mode} mode\n");
+            let _ = writeln!(
+                md,
+                "Requests per second (median over the alternations) and the ratio provision / baseline per alternation, min / median / max. Server CPU per request: the server process's CPU time during the run (`/proc/<pid>/task/*/schedstat`) over the requests answered; unlike throughput it barely moves when something else runs on the machine, so its ratio is the steadier measure of what provision costs. Ceiling: pgbench running the endpoint's SQL at the same concurrency{}; fraction = server rps / ceiling tps.\n",
+                if mode == Mode::PerRequest {
+                    " with a new connection per transaction (`-C`)"
+                } else {
+                    " on persistent connections"
+                }
+            );
+            let _ = writeln!(
+                md,
+                "| endpoint | c | baseline rps | provision rps | ratio min / median / max | server CPU per request, baseline / provision | CPU ratio (median) | DB ceiling tps | baseline / ceiling | provision / ceiling |"
+            );
+            let _ = writeln!(md, "|---|--:|--:|--:|:-:|--:|--:|--:|--:|--:|");
+            for c in &mode_cells {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.3} / **{:.3}** / {:.3} | {:.1} / {:.1} µs | {:.3} | {} | {} | {} |",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    count(c.baseline.rps),
+                    count(c.provision.rps),
+                    c.rps_ratio.min,
+                    c.rps_ratio.median,
+                    c.rps_ratio.max,
+                    c.baseline.cpu_us_per_request,
+                    c.provision.cpu_us_per_request,
+                    c.cpu_ratio.median,
+                    c.ceiling_tps.map_or("n/a (no SQL)".into(), count),
+                    c.baseline
+                        .ceiling_fraction
+                        .map_or("-".into(), |f| format!("{f:.2}")),
+                    c.provision
+                        .ceiling_fraction
+                        .map_or("-".into(), |f| format!("{f:.2}")),
+                );
+            }
+            let _ = writeln!(md);
+            if mode_cells.iter().any(|c| {
+                c.baseline.ceiling_fraction.is_some_and(|f| f > 1.0)
+                    || c.provision.ceiling_fraction.is_some_and(|f| f > 1.0)
+            }) {
+                let _ = writeln!(
+                    md,
+                    "{}\n",
+                    if mode == Mode::Pool {
+                        "A fraction above 1: at that concurrency pgbench keeps C backends busy on the same 2 cores, while each server funnels its C clients into a pool of 16 connections, which PostgreSQL serves faster."
+                    } else {
+                        "A fraction above 1: `pgbench -C` spends this machine's CPU on its own connection set-up too (libpq, on the same 2 cores as PostgreSQL), so at that concurrency it is not a hard ceiling."
+                    }
+                );
+            }
+            let _ = writeln!(
+                md,
+                "Latency (wrk; medians over the alternations) and the p99 ratio provision / baseline (median over alternations).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| endpoint | c | p50 baseline / provision | p99 baseline / provision | p99 ratio | p99.9 baseline / provision | errors |"
+            );
+            let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|");
+            for c in &mode_cells {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} / {} | {} / {} | {:.2} | {} / {} | {} / {} |",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    ms(c.baseline.p50_us),
+                    ms(c.provision.p50_us),
+                    ms(c.baseline.p99_us),
+                    ms(c.provision.p99_us),
+                    c.p99_ratio.median,
+                    ms(c.baseline.p999_us),
+                    ms(c.provision.p999_us),
+                    c.baseline.errors,
+                    c.provision.errors,
+                );
+            }
+            let _ = writeln!(md);
+            let _ = writeln!(
+                md,
+                "Database connections opened during the measured runs (all alternations): PostgreSQL's count (`pg_stat_database.sessions`), the server's own (`db_connections_opened_total` on `/metrics`; both servers count connections opened for a request, not pool refills), and the most backends of that server seen at once (`pg_stat_activity`, sampled every 100 ms).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| endpoint | c | requests baseline / provision | sessions baseline / provision | metric baseline / provision | peak backends baseline / provision |"
+            );
+            let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|");
+            for c in &mode_cells {
+                let metric = |s: &Side| {
+                    s.metric_connections_opened
+                        .map_or("-".into(), |m| count(m as f64))
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    count(c.baseline.requests as f64),
+                    count(c.provision.requests as f64),
+                    count(c.baseline.sessions_opened as f64),
+                    count(c.provision.sessions_opened as f64),
+                    metric(&c.baseline),
+                    metric(&c.provision),
+                    c.baseline.peak_backends,
+                    c.provision.peak_backends,
+                );
+            }
+            let _ = writeln!(md);
+        }
+
+        if !self.rss.is_empty() {
+            let _ = writeln!(md, "## Memory\n");
+            let _ = writeln!(
+                md,
+                "Resident memory of each server process: when ready (`VmRSS`), and its peak over all of that mode's runs (`VmHWM`).\n"
+            );
+            let _ = writeln!(
+                md,
+                "| server | mode | idle RSS | peak RSS |\n|---|---|--:|--:|"
+            );
+            for r in &self.rss {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.1} MiB | {:.1} MiB |",
+                    r.server.label(),
+                    r.mode,
+                    r.idle_rss_kib as f64 / 1024.0,
+                    r.peak_rss_kib as f64 / 1024.0
+                );
+            }
+            let _ = writeln!(md);
+        }
+
+        if let Some(cc) = &self.conn_cost {
+            let _ = writeln!(md, "## What a new connection costs\n");
+            let _ = writeln!(
+                md,
+                "One client (tokio-postgres, release build, as the servers connect), sequentially, {} times each: connect (TCP, startup, authentication), the first query (the token lookup every protected request starts with), and close (drop the client until its connection task ends). Microseconds.\n",
+                cc.iterations
+            );
+            let _ = writeln!(
+                md,
+                "| authentication | connect p50 | first query p50 | close p50 | total p50 | total p99 | total mean |\n|---|--:|--:|--:|--:|--:|--:|"
+            );
+            for p in [&cc.trust, &cc.scram] {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    p.auth,
+                    p.connect.p50_us,
+                    p.first_query.p50_us,
+                    p.close.p50_us,
+                    p.total.p50_us,
+                    p.total.p99_us,
+                    p.total.mean_us
+                );
+            }
+            let _ = writeln!(
+                md,
+                "| (pool mode: the same query on an open connection) | | {:.0} | | {:.0} | {:.0} | {:.0} |\n",
+                cc.query_on_open_connection.p50_us,
+                cc.query_on_open_connection.p50_us,
+                cc.query_on_open_connection.p99_us,
+                cc.query_on_open_connection.mean_us
+            );
+            let _ = writeln!(
+                md,
+                "SCRAM / trust, connect p50: **{:.2}x**. The server side, `pgbench -C` (a new connection, then `SELECT 1`, per transaction):\n",
+                cc.scram.connect.p50_us / cc.trust.connect.p50_us
+            );
+            let _ = writeln!(
+                md,
+                "| authentication | clients | connections/s |\n|---|--:|--:|"
+            );
+            for s in &cc.storms {
+                let _ = writeln!(md, "| {} | {} | {} |", s.auth, s.clients, count(s.tps));
+            }
+            let _ = writeln!(md);
+        }
+
+        if let Some(profile) = &self.profile {
+            let _ = writeln!(md, "## Instructions per request (callgrind)\n");
+            let _ = writeln!(
+                md,
+                "Both servers in pool mode under valgrind's callgrind, one keep-alive client sending requests one after another (after up to 300 warm-up requests). User-space instructions only: the kernel's share (socket reads and writes) is the same for both and is most of a health request's CPU time. Unlike time, these counts do not move when something else runs on the machine. {}{}\n",
+                profile.status,
+                if profile.dumps.is_empty() {
+                    String::new()
+                } else {
+                    format!("; dumps for `callgrind_annotate` in `{}`", profile.dumps)
+                }
+            );
+            if !profile.rows.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "| endpoint | requests | baseline Ir/request | provision Ir/request | difference | ratio |\n|---|--:|--:|--:|--:|--:|"
+                );
+                for r in &profile.rows {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {:+} | {:.3} |",
+                        r.endpoint.request(),
+                        count(r.requests as f64),
+                        count(r.baseline as f64),
+                        count(r.provision as f64),
+                        r.provision as i64 - r.baseline as i64,
+                        r.ratio
+                    );
+                }
+                let _ = writeln!(md);
+            }
+        }
+
+        let _ = writeln!(md, "## Microbenchmarks (criterion)\n");
+        match &self.micro {
+            None => {
+                let _ = writeln!(md, "Not run (`--skip-micro`).\n");
+            }
+            Some(micro) => {
+                let _ = writeln!(
+                    md,
+                    "Median ns per iteration. `crates/provision/benches/scope.rs` (no runtime) and `crates/provision-axum/benches/layer.rs` (the router called as a tower service on a current-thread runtime; the overheads are medians of 101 interleaved rounds).\n"
+                );
+                let _ = writeln!(md, "| what | bench | ns | target |\n|---|---|--:|---|");
+                let rows: [(&str, &str, &str, &str); 15] = [
+                    (
+                        "empty request scope: open + close_if_idle",
+                        "scope",
+                        "empty_open_close",
+                        "<= 150",
+                    ),
+                    (
+                        "open + first resolution + close (no-op constructor)",
+                        "scope",
+                        "open_first_resolve_close",
+                        "",
+                    ),
+                    (
+                        "first resolution only (scope outside the timer, no-op constructor)",
+                        "scope",
+                        "first_resolve",
+                        "",
+                    ),
+                    (
+                        "memoised hit: RequestScope::cached",
+                        "scope",
+                        "memoised_cached",
+                        "<= 30",
+                    ),
+                    (
+                        "memoised hit: RequestScope::resolve, polled",
+                        "scope",
+                        "memoised_resolve",
+                        "<= 30",
+                    ),
+                    (
+                        "memoised hit: Dep<T> extractor from request parts",
+                        "layer",
+                        "memoised_dep_extractor",
+                        "<= 30",
+                    ),
+                    ("release (close) with 1 service", "scope", "release_1", ""),
+                    ("release (close) with 8 services", "scope", "release_8", ""),
+                    (
+                        "request-bound check: RequestBound::get",
+                        "scope",
+                        "request_bound_get",
+                        "",
+                    ),
+                    ("plain axum, health", "layer", "axum_only_health", ""),
+                    (
+                        "ProvisionLayer per route (Router::layer), health",
+                        "layer",
+                        "provision_layer_health",
+                        "",
+                    ),
+                    (
+                        "ProvisionLayer, one request service",
+                        "layer",
+                        "provision_layer_one_service",
+                        "",
+                    ),
+                    (
+                        "layer overhead over plain axum, health (interleaved)",
+                        "layer",
+                        "interleaved_layer_overhead",
+                        "<= 150",
+                    ),
+                    (
+                        "  of which axum's own Router::layer (identity layer)",
+                        "layer",
+                        "interleaved_identity_overhead",
+                        "",
+                    ),
+                    (
+                        "ProvisionLayer around the router (outside), overhead",
+                        "layer",
+                        "interleaved_outside_overhead",
+                        "",
+                    ),
+                ];
+                for (what, bench, key, target) in rows {
+                    let map = if bench == "scope" {
+                        &micro.scope
+                    } else {
+                        &micro.layer
+                    };
+                    if let Some(v) = map.get(key) {
+                        let _ = writeln!(md, "| {what} | {bench} | {v:.1} | {target} |");
+                    }
+                }
+                let _ = writeln!(md);
+            }
+        }
+
+        let _ = writeln!(md, "## The Worker build in workerd\n");
+        let _ = writeln!(md, "| build | health | users | status |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| cloud-api as a Cloudflare Worker in workerd | not yet measured | not yet measured | {}: {} |\n",
+            self.worker.status, self.worker.reason
+        );
+
+        let _ = writeln!(md, "## Exact commands\n");
+        let _ = writeln!(md, "```sh");
+        for c in self.commands() {
+            let _ = writeln!(md, "{c}");
+        }
+        let _ = writeln!(md, "```");
+        md
+    }
+}
