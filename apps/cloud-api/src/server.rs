@@ -43,11 +43,11 @@ pub async fn serve_on(
             }),
             app.router,
         )
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = signalled.send(());
-            })
-            .into_future(),
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        })
+        .into_future(),
     );
 
     // 1. Serve until the signal (or until the server fails on its own).
