@@ -51,7 +51,12 @@ pub async fn serve_on(
     );
 
     // 1. Serve until the signal (or until the server fails on its own).
+    //    Biased: the signal is sent before axum starts draining, so when
+    //    both are ready the server finished *because* of it, and that is a
+    //    shutdown to drain, not a failure.
     tokio::select! {
+        biased;
+        _ = &mut signal => {}
         served = &mut server => {
             registry.shutdown().await;
             return match served {
@@ -59,7 +64,6 @@ pub async fn serve_on(
                 Err(e) => Err(e.into()),
             };
         }
-        _ = &mut signal => {}
     }
 
     // 2. Drain. The listener is closed; in-flight requests finish. The

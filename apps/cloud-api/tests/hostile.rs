@@ -313,3 +313,38 @@ async fn error_bodies_never_echo_tokens_or_secrets() {
     let _: Value = app.get("/api/health", &[], None).await.body;
     app.stop().await;
 }
+
+/// Found by schemathesis: PostgreSQL prints a jsonb number near `f64::MAX`
+/// as a 309-digit integer, which serde_json's default (fast, not correctly
+/// rounded) float parsing overflowed to infinity, turning a valid PATCH into
+/// a 500. serde_json's `float_roundtrip` feature parses it exactly.
+#[tokio::test]
+async fn extreme_numbers_in_config_round_trip_exactly() {
+    let (app, token) = app().await;
+    let t = Some(token.as_str());
+    app.post("/api/orgs", &[], t, json!({"name": "A"}))
+        .await
+        .expect(201);
+    let scope = app.get("/api/scopes", &[], t).await.expect(200).body[0]["id"].clone();
+    let source = app
+        .post(
+            "/api/scopes/{scope_id}/sources",
+            &[&scope],
+            t,
+            json!({"name": "s", "kind": "mcp", "url": "https://x.example.com", "config": {}}),
+        )
+        .await
+        .expect(201);
+    let config = json!({"a": [f64::MAX, f64::MIN, 6.396132394726312e53, -2.7442171743163963e-45, f64::MIN_POSITIVE, 1e-300]});
+    let patched = app
+        .patch(
+            "/api/scopes/{scope_id}/sources/{source_id}",
+            &[&scope, &source.body["id"]],
+            t,
+            json!({"config": config}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched.body["config"], config);
+    app.stop().await;
+}
