@@ -3,6 +3,9 @@
 //! This lives in the core crate, not in `provision-axum`, because Rust lets a
 //! trait be implemented for a type only in the crate of one or the other.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
@@ -31,12 +34,24 @@ impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
         })?;
         match found {
             Found::Ready(dep) => Ok(dep),
-            Found::Resolve(scope) => scope
-                .resolve::<T>()
-                .await
-                .map_err(|e| Rejection::new(crate::short_type_name::<T>(), e)),
+            Found::Resolve(scope) => resolve_boxed::<T>(scope).await,
         }
     }
+}
+
+/// The build path of the extractor, boxed. Inlined, its state (the whole
+/// build rendezvous) made the extractor's future over 500 bytes, copied on
+/// every extraction, memoised or not; boxed, only the first ask of a
+/// service in a request pays for it, with one allocation.
+fn resolve_boxed<T: Provide>(
+    scope: RequestScope,
+) -> Pin<Box<dyn Future<Output = Result<Dep<T>, Rejection>> + Send>> {
+    Box::pin(async move {
+        scope
+            .resolve::<T>()
+            .await
+            .map_err(|e| Rejection::new(crate::short_type_name::<T>(), e))
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestScope {

@@ -110,14 +110,25 @@ pub use service::ServiceInfo;
 ///
 /// ```
 /// assert_eq!(provision::short_type_name::<Vec<std::string::String>>(), "Vec<String>");
+/// assert_eq!(provision::short_type_name::<std::string::String>(), "String");
+/// assert_eq!(provision::short_type_name::<u32>(), "u32");
 /// ```
 pub fn short_type_name<T: ?Sized>() -> &'static str {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    // Names are computed once per type and leaked: there are as many as
-    // service types, a few dozen in a large program.
-    static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
     let full = std::any::type_name::<T>();
+    // A plain path (`app::db::Db`, most services) shortens to a slice of
+    // itself: no allocation and, since observers ask for service names on
+    // every build and release, no lock on the request path.
+    if full
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+    {
+        return full.rsplit("::").next().unwrap_or(full);
+    }
+    // Generic and other composite names are computed once per type and
+    // leaked: there are as many as such service types, a few in a program.
+    static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
     let mut names = NAMES
         .get_or_init(Default::default)
         .lock()

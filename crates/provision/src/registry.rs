@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::future::{Future, poll_fn};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Poll, Waker};
@@ -18,6 +19,31 @@ use crate::store::{Store, release_all};
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
 
 type Override = Arc<dyn Fn() -> BoxFuture<'static, Result<AnyArc, Error>> + Send + Sync>;
+
+type TypeIdMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// Hashes a `TypeId` by keeping the bits it writes: a `TypeId` is itself a
+/// hash of the type, so hashing it again (SipHash, the default) only costs
+/// time, and these maps are read on every build of every request.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `TypeId` today; correct (if slower) should it change.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The services of an application: built from a [`RegistryBuilder`], shared
 /// by every request (cloning is cheap), and shut down once at the end.
@@ -38,11 +64,12 @@ struct Inner {
     app_ready: RwLock<Vec<(TypeId, AnyArc)>>,
     /// Owns app values and their release order.
     app_store: Store,
-    overrides: HashMap<TypeId, Override>,
-    stats: RwLock<HashMap<TypeId, Arc<ServiceStats>>>,
+    overrides: TypeIdMap<Override>,
+    /// Read on every build, so keyed without SipHash (see `TypeIdHasher`).
+    stats: RwLock<TypeIdMap<Arc<ServiceStats>>>,
     stats_order: Mutex<Vec<Arc<ServiceStats>>>,
     /// Services whose dependency closure has been checked for cycles.
-    validated: RwLock<HashSet<TypeId>>,
+    validated: RwLock<HashSet<TypeId, BuildHasherDefault<TypeIdHasher>>>,
     uses_request_head: AtomicBool,
     started: AtomicBool,
     open_scopes: AtomicUsize,
@@ -104,7 +131,7 @@ struct Shutdown {
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RegistryBuilder {
     roots: Vec<&'static ServiceInfo>,
-    overrides: HashMap<TypeId, Override>,
+    overrides: TypeIdMap<Override>,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -113,7 +140,7 @@ impl Registry {
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder {
             roots: Vec::new(),
-            overrides: HashMap::new(),
+            overrides: TypeIdMap::default(),
             observer: None,
         }
     }
@@ -275,7 +302,7 @@ impl Registry {
                     info.name()
                 )));
             }
-            self.validate(info)?;
+            let stats = self.prepare(info)?;
             if self.inner.started.load(Ordering::Acquire) {
                 tracing::warn!(
                     service = info.name(),
@@ -283,11 +310,12 @@ impl Registry {
                      register it (RegistryBuilder::register) to build it at startup"
                 );
             }
-            let stats = self.stats(info);
             let value = self
                 .inner
                 .app_store
-                .get_or_build(info, &stats, || self.build_value(info, Resolver::app(self)))
+                .get_or_build(info, &stats, || {
+                    self.build_value(info, &stats, Resolver::app(self))
+                })
                 .await?;
             let mut ready = self
                 .inner
@@ -305,9 +333,9 @@ impl Registry {
     pub(crate) async fn build_value(
         &self,
         info: &'static ServiceInfo,
+        stats: &ServiceStats,
         resolver: Resolver<'_>,
     ) -> Result<AnyArc, Error> {
-        let stats = self.stats(info);
         // Timed only for an observer: reading the clock twice per build is
         // measurable on the request path.
         #[cfg(not(target_arch = "wasm32"))]
@@ -376,9 +404,16 @@ impl Registry {
         )))
     }
 
+    /// What every build of `info`'s service needs first: its dependency
+    /// closure checked for cycles, and its counters.
+    pub(crate) fn prepare(&self, info: &'static ServiceInfo) -> Result<Arc<ServiceStats>, Error> {
+        self.validate(info)?;
+        Ok(self.stats(info))
+    }
+
     /// Checks once per service type that its dependency closure has no
     /// cycle (which would otherwise deadlock its first build).
-    pub(crate) fn validate(&self, info: &'static ServiceInfo) -> Result<(), Error> {
+    fn validate(&self, info: &'static ServiceInfo) -> Result<(), Error> {
         let id = info.type_id();
         if self
             .inner
@@ -408,7 +443,7 @@ impl Registry {
         }
     }
 
-    pub(crate) fn stats(&self, info: &'static ServiceInfo) -> Arc<ServiceStats> {
+    fn stats(&self, info: &'static ServiceInfo) -> Arc<ServiceStats> {
         let id = info.type_id();
         if let Some(stats) = self
             .inner
@@ -559,9 +594,9 @@ impl RegistryBuilder {
                 app_ready: RwLock::new(Vec::new()),
                 app_store: Store::new(),
                 overrides: self.overrides,
-                stats: RwLock::new(HashMap::new()),
+                stats: RwLock::default(),
                 stats_order: Mutex::new(Vec::new()),
-                validated: RwLock::new(HashSet::new()),
+                validated: RwLock::default(),
                 uses_request_head: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 open_scopes: AtomicUsize::new(0),

@@ -169,13 +169,12 @@ impl RequestScope {
     async fn build_shared<T: Provide>(&self) -> Result<Dep<T>, Error> {
         let info = ServiceInfo::of::<T>();
         let registry = &self.inner.registry;
-        registry.validate(info)?;
-        let stats = registry.stats(info);
+        let stats = registry.prepare(info)?;
         let value = self
             .inner
             .store
             .get_or_build(info, &stats, || {
-                registry.build_value(info, Resolver::request(self))
+                registry.build_value(info, &stats, Resolver::request(self))
             })
             .await?;
         Ok(downcast(value))
@@ -184,15 +183,16 @@ impl RequestScope {
     async fn build_transient<T: Provide>(&self) -> Result<Dep<T>, Error> {
         let info = ServiceInfo::of::<T>();
         let registry = &self.inner.registry;
-        registry.validate(info)?;
+        let stats = registry.prepare(info)?;
         if self.inner.store.is_closed() {
             return Err(Error::new(format!(
                 "cannot build `{}`: its scope has already ended",
                 info.name()
             )));
         }
-        let stats = registry.stats(info);
-        let value = registry.build_value(info, Resolver::request(self)).await?;
+        let value = registry
+            .build_value(info, &stats, Resolver::request(self))
+            .await?;
         // The store takes the only handle: if the scope closed while this
         // was being built, it must be able to release the value itself.
         let value = self
