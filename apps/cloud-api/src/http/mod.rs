@@ -57,17 +57,20 @@ pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router
         )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Outermost of the API layers: every handler and middleware inside
-        // gets the request's scope.
-        .layer(ProvisionLayer::new(registry));
+        .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .route("/metrics", get(observe::metrics))
         .with_state(metrics.clone())
         .merge(api)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            observe::observe,
+        // One stack, so axum wraps each route once for both (every
+        // `Router::layer` call clones and boxes each route's service again
+        // per request). The request log and metrics are outermost, so their
+        // latency includes building services and settling them (a commit);
+        // inside them every handler and middleware gets the request's scope. `/metrics` asks for no
+        // service, so it opens no scope.
+        .layer((
+            axum::middleware::from_fn_with_state(metrics, observe::observe),
+            ProvisionLayer::new(registry),
         ))
 }
 
