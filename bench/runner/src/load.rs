@@ -109,6 +109,30 @@ pub struct Run {
     pub cpu_us_per_request: f64,
 }
 
+impl Run {
+    /// One progress line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:<11} {:<11} c={:<3} #{} {:<9} {:>8.0} rps  {:>6.1} us CPU/req  p50 {:>7.0} us  p99 {:>7.0} us  sessions {:>5}{}",
+            self.mode,
+            self.endpoint,
+            self.concurrency,
+            self.round,
+            self.server.label(),
+            self.rps,
+            self.cpu_us_per_request,
+            self.p50_us,
+            self.p99_us,
+            self.sessions_opened,
+            if self.errors > 0 {
+                format!("  ERRORS {}", self.errors)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
 /// Peak memory of one server over one mode's runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
@@ -169,23 +193,7 @@ pub async fn run(
                     for server in [&baseline, &provision] {
                         let run =
                             measure(env, root, plan, server, endpoint, concurrency, round).await?;
-                        say(
-                            started,
-                            format!(
-                                "{mode:<11} {endpoint:<11} c={concurrency:<3} #{round} {:<9} {:>8.0} rps  {:>6.1} us CPU/req  p50 {:>7.0} us  p99 {:>7.0} us  sessions {:>5}{}",
-                                server.kind.label(),
-                                run.rps,
-                                run.cpu_us_per_request,
-                                run.p50_us,
-                                run.p99_us,
-                                run.sessions_opened,
-                                if run.errors > 0 {
-                                    format!("  ERRORS {}", run.errors)
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                        );
+                        say(started, run.summary());
                         runs.push(run);
                     }
                 }
@@ -298,8 +306,11 @@ fn parse_wrk(stdout: &str) -> Result<Wrk, BoxError> {
     })
 }
 
-/// Warm-up, then one measured run with connection accounting.
-async fn measure(
+/// Warm-up, then one measured run with connection accounting: wrk against
+/// `server` (any `Kind`, the Worker in workerd too), PostgreSQL's session
+/// count and the server's backends during the run, its CPU time and its
+/// `db_connections_opened_total`.
+pub async fn measure(
     env: &Env,
     root: &Path,
     plan: &Plan,
@@ -396,7 +407,12 @@ async fn measure(
             _ => None,
         },
         peak_backends: peak,
-        cpu_us_per_request: cpu_ns as f64 / 1000.0 / wrk.requests.max(1) as f64,
+        // No request answered (latency beyond the run): no figure (`null`).
+        cpu_us_per_request: if wrk.requests == 0 {
+            f64::NAN
+        } else {
+            cpu_ns as f64 / 1000.0 / wrk.requests as f64
+        },
     })
 }
 

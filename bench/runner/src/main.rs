@@ -17,7 +17,10 @@
 //!    bench-baseline (hand-written axum), pool and per-request modes, four
 //!    endpoints, three concurrencies, alternating the servers round by
 //!    round;
-//! 5. the Worker build in workerd (not yet measured: reported as skipped).
+//! 5. the Worker build of cloud-api (`apps/cloud-api-worker`, built by
+//!    `scripts/build-worker`) served by workerd on loopback against the same
+//!    database: health and users with the same wrk method, compared with
+//!    the native server in per-request mode (`worker.rs`).
 //!
 //! Performance is only ever reported, never asserted: targets are marked met
 //! or missed in the report.
@@ -55,6 +58,8 @@ pub struct Plan {
     /// criterion `--warm-up-time` and `--measurement-time`, seconds.
     pub micro_times: (f64, f64),
     pub skip_micro: bool,
+    /// Leave out the Worker build in workerd.
+    pub skip_worker: bool,
     /// Only the HTTP load (no micro, connection cost or ceiling).
     pub only_load: bool,
     /// Some of the matrix was narrowed from the command line.
@@ -75,6 +80,7 @@ impl Plan {
             conn_iters: 400,
             micro_times: (1.0, 3.0),
             skip_micro: false,
+            skip_worker: false,
             only_load: false,
             custom: false,
         }
@@ -104,14 +110,16 @@ pub fn workspace_root() -> PathBuf {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "\
-usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--out DIR]
+usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
 
-  (no flag)          the full benchmark (about 15 minutes on 2 cores); writes
+  (no flag)          the full benchmark (about 17 minutes on 2 cores); writes
                      bench/RESULTS.md and bench/results.json
   --quick            a smoke run (under 3 minutes): one concurrency (32), two
-                     alternations, 1 s runs; writes target/bench-quick/
+                     alternations, 1 s runs; the Worker: health and users
+                     list, one run each; writes target/bench-quick/
   --skip-micro       leave out the criterion microbenchmarks
+  --skip-worker      leave out the Worker build in workerd (not built either)
   --out DIR          write RESULTS.md and results.json to DIR instead
 
   For investigating one cell (writes target/bench-custom/ unless --out):
@@ -138,6 +146,7 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
         match arg.as_str() {
             "--quick" => {}
             "--skip-micro" => plan.skip_micro = true,
+            "--skip-worker" => plan.skip_worker = true,
             "--only-load" => plan.only_load = true,
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--mode" => modes.push(match value("--mode")?.as_str() {
@@ -261,6 +270,11 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     report.wrk_version = wrk.clone();
     let build_started = Instant::now();
     tools::build(&root, &plan, started)?;
+    let worker_build = if plan.skip_worker {
+        None
+    } else {
+        Some(worker::build(&root, started)?)
+    };
     report.wall.build_s = build_started.elapsed().as_secs_f64();
     let measure_started = Instant::now();
     report.priority = tools::raise_priority();
@@ -303,7 +317,16 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
         report.profile = Some(profile::run(&env, &root, &plan, started).await);
     }
 
-    report.worker = worker::workerd(&root);
+    report.worker = match worker_build {
+        Some(build) => {
+            say(
+                started,
+                "the Worker build in workerd: wrk, as the native servers",
+            );
+            worker::run(&env, &root, &tmp, &plan, build, started).await
+        }
+        None => worker::Worker::not_run("left out (--skip-worker)"),
+    };
     report.load_after = machine::loadavg();
     report.wall.measure_s = measure_started.elapsed().as_secs_f64();
     report.wall.total_s = started.elapsed().as_secs_f64();

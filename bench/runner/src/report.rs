@@ -120,6 +120,46 @@ fn spread(values: &[f64]) -> Spread {
     }
 }
 
+/// Medians (and sums of the counts) over one server's runs of a cell.
+/// Latency and CPU per request come from the runs that answered anything
+/// (NaN, `null` in JSON, if none did).
+fn side(runs: &[&Run], ceiling_tps: Option<f64>) -> Side {
+    let answered: Vec<&Run> = runs.iter().copied().filter(|r| r.requests > 0).collect();
+    let of = |f: fn(&Run) -> f64| median(&answered.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let rps = median(&runs.iter().map(|r| r.rps).collect::<Vec<_>>());
+    Side {
+        rps,
+        p50_us: of(|r| r.p50_us),
+        p99_us: of(|r| r.p99_us),
+        p999_us: of(|r| r.p999_us),
+        requests: runs.iter().map(|r| r.requests).sum(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        sessions_opened: runs.iter().map(|r| r.sessions_opened).sum(),
+        metric_connections_opened: runs.iter().map(|r| r.metric_connections_opened).sum(),
+        peak_backends: runs.iter().map(|r| r.peak_backends).max().unwrap_or(0),
+        ceiling_fraction: ceiling_tps.map(|t| rps / t),
+        cpu_us_per_request: of(|r| r.cpu_us_per_request),
+    }
+}
+
+/// One (endpoint, concurrency) of the Worker in workerd, with the native
+/// provision server in per-request mode (Workers' only mode) from the same
+/// run for comparison.
+#[derive(Debug, Clone, Serialize)]
+struct WorkerCell {
+    endpoint: Endpoint,
+    concurrency: u32,
+    rounds: usize,
+    worker: Side,
+    /// provision in per-request mode, this endpoint and concurrency
+    /// (medians over its alternations), if it was measured in this run.
+    native: Option<Side>,
+    /// worker / native, of the medians.
+    rps_ratio: Option<f64>,
+    p99_ratio: Option<f64>,
+    cpu_ratio: Option<f64>,
+}
+
 fn ms(us: f64) -> String {
     if us >= 100_000.0 {
         format!("{:.0} ms", us / 1000.0)
@@ -184,7 +224,7 @@ impl Report {
             contract: Contract::default(),
             runs: Vec::new(),
             rss: Vec::new(),
-            worker: crate::worker::workerd(Path::new(".")),
+            worker: Worker::not_run("not run"),
         }
     }
 
@@ -218,30 +258,7 @@ impl Report {
                             c.mode == mode && c.endpoint == endpoint && c.concurrency == concurrency
                         })
                         .map(|c| c.tps);
-                    let side = |runs: &[&Run]| {
-                        let rps = median(&runs.iter().map(|r| r.rps).collect::<Vec<_>>());
-                        Side {
-                            rps,
-                            p50_us: median(&runs.iter().map(|r| r.p50_us).collect::<Vec<_>>()),
-                            p99_us: median(&runs.iter().map(|r| r.p99_us).collect::<Vec<_>>()),
-                            p999_us: median(&runs.iter().map(|r| r.p999_us).collect::<Vec<_>>()),
-                            requests: runs.iter().map(|r| r.requests).sum(),
-                            errors: runs.iter().map(|r| r.errors).sum(),
-                            sessions_opened: runs.iter().map(|r| r.sessions_opened).sum(),
-                            metric_connections_opened: runs
-                                .iter()
-                                .map(|r| r.metric_connections_opened)
-                                .sum(),
-                            peak_backends: runs.iter().map(|r| r.peak_backends).max().unwrap_or(0),
-                            ceiling_fraction: ceiling_tps.map(|t| rps / t),
-                            cpu_us_per_request: median(
-                                &runs
-                                    .iter()
-                                    .map(|r| r.cpu_us_per_request)
-                                    .collect::<Vec<_>>(),
-                            ),
-                        }
-                    };
+                    let side = |runs: &[&Run]| side(runs, ceiling_tps);
                     let rps_ratios: Vec<f64> =
                         b.iter().zip(&p).map(|(b, p)| p.rps / b.rps).collect();
                     let p99_ratios: Vec<f64> =
@@ -269,7 +286,45 @@ impl Report {
         cells
     }
 
-    fn targets(&self, cells: &[Cell]) -> Vec<Target> {
+    fn worker_cells(&self, cells: &[Cell]) -> Vec<WorkerCell> {
+        let mut out = Vec::new();
+        for &endpoint in &self.worker.endpoints {
+            for &concurrency in &self.worker.concurrency {
+                let runs: Vec<&Run> = self
+                    .worker
+                    .runs
+                    .iter()
+                    .filter(|r| r.endpoint == endpoint && r.concurrency == concurrency)
+                    .collect();
+                if runs.is_empty() {
+                    continue;
+                }
+                let native = cells
+                    .iter()
+                    .find(|c| {
+                        c.mode == Mode::PerRequest
+                            && c.endpoint == endpoint
+                            && c.concurrency == concurrency
+                    })
+                    .map(|c| c.provision.clone());
+                let worker = side(&runs, None);
+                let ratio = |f: fn(&Side) -> f64| native.as_ref().map(|n| f(&worker) / f(n));
+                out.push(WorkerCell {
+                    endpoint,
+                    concurrency,
+                    rounds: runs.len(),
+                    rps_ratio: ratio(|s| s.rps),
+                    p99_ratio: ratio(|s| s.p99_us),
+                    cpu_ratio: ratio(|s| s.cpu_us_per_request),
+                    worker,
+                    native,
+                });
+            }
+        }
+        out
+    }
+
+    fn targets(&self, cells: &[Cell], worker_cells: &[WorkerCell]) -> Vec<Target> {
         let mut targets = Vec::new();
         let list = |filter: &dyn Fn(&Cell) -> bool, value: &dyn Fn(&Cell) -> f64| -> String {
             cells
@@ -414,13 +469,48 @@ impl Report {
                 }))
             },
         });
+        let worker_health: Vec<&WorkerCell> = worker_cells
+            .iter()
+            .filter(|c| c.endpoint == Endpoint::Health)
+            .collect();
+        targets.push(Target {
+            target: "health opens 0 database connections in workerd too (the Worker build; pg_stat_database sessions and the Worker's db_connections_opened_total during the runs)".into(),
+            measured: if worker_health.is_empty() {
+                format!("{}: {}", self.worker.status, self.worker.reason)
+            } else {
+                worker_health
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "c={}: sessions {}, metric {}, peak backends {}",
+                            c.concurrency,
+                            c.worker.sessions_opened,
+                            c.worker
+                                .metric_connections_opened
+                                .map_or("-".into(), |m| m.to_string()),
+                            c.worker.peak_backends
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            met: if worker_health.is_empty() {
+                None
+            } else {
+                Some(worker_health.iter().all(|c| {
+                    c.worker.sessions_opened == 0
+                        && c.worker.metric_connections_opened.unwrap_or(0) == 0
+                }))
+            },
+        });
         targets
     }
 
     /// The Markdown report and its JSON twin.
     pub fn render(&self) -> (String, String) {
         let cells = self.cells();
-        let targets = self.targets(&cells);
+        let worker_cells = self.worker_cells(&cells);
+        let targets = self.targets(&cells, &worker_cells);
         let json = json!({
             "mode": if self.plan.quick { "quick" } else { "full" },
             "machine": self.machine,
@@ -448,10 +538,25 @@ impl Report {
             "connection_cost": self.conn_cost,
             "micro": self.micro,
             "callgrind": self.profile,
-            "worker": self.worker,
+            "worker": {
+                "status": self.worker.status,
+                "reason": self.worker.reason,
+                "build": self.worker.build,
+                "endpoints": self.worker.endpoints,
+                "concurrency": self.worker.concurrency,
+                "rounds": self.worker.rounds,
+                "measure_s": self.worker.measure_s,
+                "idle_rss_kib": self.worker.idle_rss_kib,
+                "peak_rss_kib": self.worker.peak_rss_kib,
+                "failures": self.worker.failures,
+                "log": self.worker.log,
+                "commands": self.worker.commands(),
+                "cells": worker_cells,
+                "runs": self.worker.runs,
+            },
         });
         let json = serde_json::to_string_pretty(&json).expect("serialisable") + "\n";
-        (self.markdown(&cells, &targets), json)
+        (self.markdown(&cells, &worker_cells, &targets), json)
     }
 
     fn commands(&self) -> Vec<String> {
@@ -481,10 +586,11 @@ impl Report {
             commands.push(ceiling::command_line(mode));
         }
         commands.push("pgbench -n -M extended -C -c {1,32} -f bench/pgbench/connect_select1.sql -U {postgres | bench_scram} ...".into());
+        commands.extend(self.worker.commands());
         commands
     }
 
-    fn markdown(&self, cells: &[Cell], targets: &[Target]) -> String {
+    fn markdown(&self, cells: &[Cell], worker_cells: &[WorkerCell], targets: &[Target]) -> String {
         let mut md = String::new();
         let m = &self.machine;
         let _ = writeln!(md, "# Benchmark results\n");
@@ -499,7 +605,7 @@ impl Report {
         if self.plan.quick {
             let _ = writeln!(
                 md,
-                "> **Quick run** (`--quick`): one concurrency, two alternations, 1 s runs. A smoke test, not the reference figures.\n"
+                "> **Quick run** (`--quick`): one concurrency, two alternations, 1 s runs; the Worker: health and users list, one run each. A smoke test, not the reference figures.\n"
             );
         }
         let _ = writeln!(md, "## Machine and run\n");
@@ -530,8 +636,17 @@ impl Report {
         let _ = writeln!(md, "| scheduling priority | {} |", self.priority);
         let _ = writeln!(
             md,
-            "| wall time | {:.0} s in all: {:.0} s building (cached), {:.0} s measuring |",
-            self.wall.total_s, self.wall.build_s, self.wall.measure_s
+            "| wall time | {:.0} s in all: {:.0} s building (cached), {:.0} s measuring{} |",
+            self.wall.total_s,
+            self.wall.build_s,
+            self.wall.measure_s,
+            self.worker
+                .build
+                .as_ref()
+                .map_or(String::new(), |b| format!(
+                    "; of which the Worker in workerd: {:.0} s building, {:.0} s measuring",
+                    b.seconds, self.worker.measure_s
+                ))
         );
         if let Some(q) = &self.quick_wall {
             let _ = writeln!(
@@ -898,13 +1013,7 @@ impl Report {
             }
         }
 
-        let _ = writeln!(md, "## The Worker build in workerd\n");
-        let _ = writeln!(md, "| build | health | users | status |\n|---|---|---|---|");
-        let _ = writeln!(
-            md,
-            "| cloud-api as a Cloudflare Worker in workerd | not yet measured | not yet measured | {}: {} |\n",
-            self.worker.status, self.worker.reason
-        );
+        self.worker_markdown(&mut md, worker_cells);
 
         let _ = writeln!(md, "## Exact commands\n");
         let _ = writeln!(md, "```sh");
@@ -913,5 +1022,170 @@ impl Report {
         }
         let _ = writeln!(md, "```");
         md
+    }
+
+    /// "Cloudflare Workers build in workerd".
+    fn worker_markdown(&self, md: &mut String, cells: &[WorkerCell]) {
+        let w = &self.worker;
+        let _ = writeln!(md, "## Cloudflare Workers build in workerd\n");
+        let Some(build) = &w.build else {
+            let _ = writeln!(md, "Not measured ({}): {}.\n", w.status, w.reason);
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "`apps/cloud-api-worker`: the same router and services as cloud-api, built for wasm32 by `{}` (profile `worker`, no test features; `index_bg.wasm` {} KiB, `index.js` {} KiB), served by workerd {} (the open-source Workers runtime) with the checked-in `workerd.capnp` on loopback, against the same database and token. A Worker opens a PostgreSQL connection per request (there is no pool on Workers), so it is compared with the native provision server **in per-request mode** from this run. The same wrk method as above: `-t min(C,2) -c C`, {} s warm-up + {} s measured, {} run(s) per cell, medians; ratios are Worker / native of the medians (the native runs came earlier in the run and were not alternated with these). Server CPU per request: the workerd process's CPU time over the requests answered. Build {:.0} s (`scripts/build-worker`: cargo, which recompiles only what changed, then wasm-bindgen, wasm-opt and esbuild, which run every time); measurement {:.0} s.\n",
+            build.command,
+            count(build.wasm_kib as f64),
+            count(build.js_kib as f64),
+            build.workerd_version.trim_start_matches("workerd "),
+            self.plan.warmup_s,
+            self.plan.duration_s,
+            w.rounds,
+            build.seconds,
+            w.measure_s,
+        );
+        if w.status != "measured" {
+            let _ = writeln!(md, "**{}**: {}.\n", w.status, w.reason);
+        }
+        if !cells.is_empty() {
+            let ratio =
+                |r: Option<f64>, digits: usize| r.map_or("-".into(), |r| format!("{r:.digits$}"));
+            let _ = writeln!(
+                md,
+                "| endpoint | c | Worker rps | native per-request rps | rps ratio | p50 Worker / native | p99 Worker / native | p99 ratio | server CPU per request, Worker / native | CPU ratio | errors Worker / native |"
+            );
+            let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            for c in cells {
+                let n = c.native.as_ref();
+                // Nothing answered within the runs: no latency or CPU figure.
+                let answered = c.worker.requests > 0;
+                let latency = |us: f64| if answered { ms(us) } else { "-".into() };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | **{}** | {} / {} | {} / {} | {} | {} / {} µs | {} | {} / {} |",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    count(c.worker.rps),
+                    n.map_or("-".into(), |n| count(n.rps)),
+                    ratio(c.rps_ratio, 3),
+                    latency(c.worker.p50_us),
+                    n.map_or("-".into(), |n| ms(n.p50_us)),
+                    latency(c.worker.p99_us),
+                    n.map_or("-".into(), |n| ms(n.p99_us)),
+                    if answered {
+                        ratio(c.p99_ratio, 2)
+                    } else {
+                        "-".into()
+                    },
+                    if answered {
+                        format!("{:.1}", c.worker.cpu_us_per_request)
+                    } else {
+                        "-".into()
+                    },
+                    n.map_or("-".into(), |n| format!("{:.1}", n.cpu_us_per_request)),
+                    if answered {
+                        ratio(c.cpu_ratio, 2)
+                    } else {
+                        "-".into()
+                    },
+                    count(c.worker.errors as f64),
+                    n.map_or("-".into(), |n| count(n.errors as f64)),
+                );
+            }
+            let _ = writeln!(md);
+            let _ = writeln!(
+                md,
+                "Database connections opened by the Worker during the measured runs: PostgreSQL's count (`pg_stat_database.sessions`), the Worker's own (`db_connections_opened_total` on its `/metrics`, one isolate) and the most of its backends (`application_name` `cloud-api-worker`) seen at once.\n"
+            );
+            let _ = writeln!(
+                md,
+                "| endpoint | c | requests | sessions | metric | peak backends |\n|---|--:|--:|--:|--:|--:|"
+            );
+            for c in cells {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    count(c.worker.requests as f64),
+                    count(c.worker.sessions_opened as f64),
+                    c.worker
+                        .metric_connections_opened
+                        .map_or("-".into(), |m| count(m as f64)),
+                    c.worker.peak_backends,
+                );
+            }
+            let _ = writeln!(md);
+        }
+        let mut notes = Vec::new();
+        if let (Some(idle), Some(peak)) = (w.idle_rss_kib, w.peak_rss_kib) {
+            notes.push(format!(
+                "workerd's resident memory: {:.1} MiB when ready, {:.1} MiB at its peak.",
+                idle as f64 / 1024.0,
+                peak as f64 / 1024.0
+            ));
+        }
+        let busy: Vec<String> = cells
+            .iter()
+            .filter(|c| c.worker.requests > 0)
+            .map(|c| {
+                format!(
+                    "{} c={} {:.2}",
+                    c.endpoint,
+                    c.concurrency,
+                    c.worker.rps * c.worker.cpu_us_per_request / 1e6
+                )
+            })
+            .collect();
+        if !busy.is_empty() {
+            notes.push(format!(
+                "CPU cores workerd kept busy (rps x CPU per request; the machine has {}): {}.",
+                self.machine.nproc,
+                busy.join("; ")
+            ));
+        }
+        let run_us = f64::from(self.plan.duration_s) * 1e6;
+        for c in cells {
+            if c.worker.requests == 0 {
+                notes.push(format!(
+                    "**{} at c={}: no request was answered within the {} s measured run{}**: the Worker's latency there is longer than the run (wrk counts only the requests answered before it stops).",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    self.plan.duration_s,
+                    if c.rounds > 1 { "s" } else { "" }
+                ));
+            } else if c.worker.p50_us * 2.0 > run_us {
+                notes.push(format!(
+                    "{} at c={}: the Worker's p50 ({}) is more than half the {} s run, so each connection completed only a request or two per run and the requests still waiting when wrk stopped are not counted: a rough figure.",
+                    c.endpoint.request(),
+                    c.concurrency,
+                    ms(c.worker.p50_us),
+                    self.plan.duration_s
+                ));
+            }
+        }
+        for c in cells.iter().filter(|c| c.worker.errors > 0) {
+            notes.push(format!(
+                "**{} at c={}: {} errors in {} requests** (wrk's count: non-2xx answers, connect/read/write errors, timeouts).",
+                c.endpoint.request(),
+                c.concurrency,
+                count(c.worker.errors as f64),
+                count(c.worker.requests as f64)
+            ));
+        }
+        for failure in &w.failures {
+            notes.push(format!("**Not measured**: {failure}"));
+        }
+        if !w.log.trim().is_empty() {
+            notes.push(format!(
+                "workerd logged (first lines): `{}`",
+                w.log.lines().take(3).collect::<Vec<_>>().join(" / ")
+            ));
+        }
+        for note in notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        let _ = writeln!(md);
     }
 }

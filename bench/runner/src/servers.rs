@@ -1,5 +1,6 @@
-//! The two servers under test, started from their release binaries on
-//! loopback with the same settings.
+//! The servers under test: the two native ones, started from their release
+//! binaries on loopback with the same settings, and (`Kind::Worker`)
+//! workerd serving the Worker build (started by `crate::worker`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ pub enum Kind {
     Baseline,
     /// `cloud-api`: the reference service on provision.
     Provision,
+    /// `cloud-api-worker`: the same service built for Cloudflare Workers
+    /// (wasm32), served by workerd.
+    Worker,
 }
 
 impl Kind {
@@ -51,6 +55,7 @@ impl Kind {
         match self {
             Kind::Baseline => "baseline",
             Kind::Provision => "provision",
+            Kind::Worker => "worker",
         }
     }
 
@@ -58,6 +63,7 @@ impl Kind {
         match self {
             Kind::Baseline => "bench-baseline",
             Kind::Provision => "cloud-api",
+            Kind::Worker => "workerd",
         }
     }
 
@@ -66,6 +72,8 @@ impl Kind {
         match self {
             Kind::Baseline => "bench-baseline",
             Kind::Provision => "cloud-api",
+            // Set by `provision_worker::postgres` when the URL names none.
+            Kind::Worker => "cloud-api-worker",
         }
     }
 }
@@ -95,7 +103,7 @@ pub fn command_line(kind: Kind, mode: Mode) -> String {
     line
 }
 
-fn free_port() -> Result<u16, BoxError> {
+pub fn free_port() -> Result<u16, BoxError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
@@ -122,10 +130,25 @@ impl Server {
             .args(["--db-mode", mode.flag(), "--pool-size", &pool_size])
             // One log line per request would measure stderr, not the
             // server: both log at warn (the same middleware runs).
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        Server::launch(kind, mode, port, command, log).await
+    }
+
+    /// Spawns `command` (a server that will listen on `127.0.0.1:port`),
+    /// its stdout and stderr into `log`, and waits (at most 30 s) until
+    /// `/api/health` answers 200.
+    pub async fn launch(
+        kind: Kind,
+        mode: Mode,
+        port: u16,
+        mut command: Command,
+        log: PathBuf,
+    ) -> Result<Server, BoxError> {
+        let file = std::fs::File::create(&log)?;
+        command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
+            .stdout(file.try_clone()?)
+            .stderr(file);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", kind.binary()))?;
@@ -142,7 +165,7 @@ impl Server {
                 return Err(format!(
                     "{} exited at startup ({status}): {}",
                     kind.binary(),
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
+                    server.log()
                 )
                 .into());
             }
@@ -153,10 +176,20 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = server.child.kill();
-                return Err(format!("{} did not become ready in 30 s", kind.binary()).into());
+                return Err(format!(
+                    "{} did not become ready in 30 s: {}",
+                    kind.binary(),
+                    server.log()
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn pid(&self) -> u32 {
@@ -205,7 +238,15 @@ impl Server {
     }
 
     /// SIGTERM, then waits (at most 20 s) for a clean exit; kills if not.
+    /// workerd is killed at once, as its end-to-end test does: its shutdown
+    /// is not what is measured, and a hung request would keep it from
+    /// exiting on SIGTERM.
     pub async fn stop(mut self) -> Result<(), BoxError> {
+        if self.kind == Kind::Worker {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return Ok(());
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
