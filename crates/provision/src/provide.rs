@@ -1,6 +1,8 @@
 //! The [`Provide`] trait: how a service is built, settled and released.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::{Deps, Error, Exit, Lifetime};
 
@@ -74,7 +76,7 @@ pub trait Provide: Sized + Send + Sync + 'static {
     /// returned a response (not after a panic or a cancellation).
     fn settle(&self, exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = exit;
-        async { Ok(()) }
+        NothingLeft
     }
 
     /// Releases the service. Runs exactly once for every built value, in
@@ -86,10 +88,24 @@ pub trait Provide: Sized + Send + Sync + 'static {
     /// does not stop the release of the other services.
     fn release(self, exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = exit;
-        async move {
-            drop(self);
-            Ok(())
-        }
+        // Dropped when the release starts rather than when it is first
+        // polled: the future is then zero-sized, and a scope erasing it
+        // (boxing it) allocates nothing.
+        drop(self);
+        NothingLeft
+    }
+}
+
+/// The future of the default `settle` and `release`: ready at once and
+/// zero-sized, so that services without those steps cost no allocation per
+/// request (a `Box` of a zero-sized value allocates nothing).
+struct NothingLeft;
+
+impl Future for NothingLeft {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -388,7 +388,10 @@ impl Registry {
         if bound.is_empty() {
             return Ok(value);
         }
-        if let Ok(release) = (info.release)(value, Exit::Shutdown) {
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (info.release)(value, Exit::Shutdown)
+        }));
+        if let Ok(Ok(release)) = started {
             let _ = crate::CatchUnwind::new(release).await;
         }
         Err(Error::new(format!(

@@ -285,36 +285,15 @@ pub(crate) async fn release_all(
     observer: Option<&dyn crate::Observer>,
 ) {
     for Acquired { info, value, stats } in acquired.into_iter().rev() {
-        match (info.release)(value, exit) {
-            Ok(release) => {
-                let outcome = crate::catch_unwind::CatchUnwind::new(release).await;
-                stats.record_release();
-                let outcome = match outcome {
-                    Ok(Ok(())) => {
-                        tracing::debug!(service = info.name(), exit = exit.label(), "released");
-                        Ok(())
-                    }
-                    Ok(Err(error)) => {
-                        stats.record_release_failure();
-                        tracing::error!(service = info.name(), exit = exit.label(), %error, "release failed");
-                        Err(error)
-                    }
-                    Err(panic) => {
-                        stats.record_release_failure();
-                        let error = Error::new(format!(
-                            "release of `{}` panicked: {}",
-                            info.name(),
-                            crate::catch_unwind::panic_message(&*panic)
-                        ));
-                        tracing::error!(service = info.name(), exit = exit.label(), %error, "release panicked");
-                        Err(error)
-                    }
-                };
-                if let Some(observer) = observer {
-                    observer.released(info, exit, outcome.as_ref().err());
-                }
-            }
-            Err(shared) => {
+        // A release may do its work when it is called (the default drops
+        // the value then), so a panic there is caught as well as one while
+        // it is awaited.
+        let started =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (info.release)(value, exit)));
+        let outcome = match started {
+            Ok(Ok(release)) => crate::catch_unwind::CatchUnwind::new(release).await,
+            Err(panic) => Err(panic),
+            Ok(Err(shared)) => {
                 stats.record_escape();
                 tracing::error!(
                     service = info.name(),
@@ -322,7 +301,33 @@ pub(crate) async fn release_all(
                     "a handle to this service outlived its scope, so its release step cannot run; \
                      it will be dropped when the last handle is"
                 );
+                continue;
             }
+        };
+        stats.record_release();
+        let outcome = match outcome {
+            Ok(Ok(())) => {
+                tracing::debug!(service = info.name(), exit = exit.label(), "released");
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                stats.record_release_failure();
+                tracing::error!(service = info.name(), exit = exit.label(), %error, "release failed");
+                Err(error)
+            }
+            Err(panic) => {
+                stats.record_release_failure();
+                let error = Error::new(format!(
+                    "release of `{}` panicked: {}",
+                    info.name(),
+                    crate::catch_unwind::panic_message(&*panic)
+                ));
+                tracing::error!(service = info.name(), exit = exit.label(), %error, "release panicked");
+                Err(error)
+            }
+        };
+        if let Some(observer) = observer {
+            observer.released(info, exit, outcome.as_ref().err());
         }
     }
 }

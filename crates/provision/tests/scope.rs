@@ -265,3 +265,42 @@ async fn shutdown_waits_for_open_scopes() {
         "released after the request scope"
     );
 }
+
+/// A service with the default release step, whose `Drop` panics. The
+/// default release drops the value when the release starts (so that its
+/// future is zero-sized); that panic must be caught like one inside an
+/// async release, and must not stop the other releases.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("drop failure for the test");
+    }
+}
+
+impl Provide for PanicsOnDrop {
+    type Lifetime = Request;
+    type Deps = (Slow,);
+    async fn build(_: (Dep<Slow>,)) -> Result<Self, Error> {
+        Ok(PanicsOnDrop)
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_default_release_is_caught_and_the_rest_are_released() {
+    let registry = registry(Counters::default()).await;
+    let scope = registry.open_scope();
+    scope.resolve::<PanicsOnDrop>().await.map(drop).unwrap();
+
+    scope.close(Exit::Success(StatusCode::OK)).await;
+    let probe = registry.probe();
+    let report = probe.report::<PanicsOnDrop>();
+    assert_eq!(report.releases, 1, "its release ran once");
+    assert_eq!(report.release_failures, 1, "and its panic was counted");
+    assert_eq!(
+        probe.releases::<Slow>(),
+        1,
+        "released after it, despite the panic"
+    );
+    assert_eq!(probe.held::<Slow>(), 0);
+}
