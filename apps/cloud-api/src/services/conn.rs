@@ -1,5 +1,7 @@
 //! [`Conn`]: this request's database connection.
 
+use std::future::Future;
+
 use provision::{Dep, Error, Exit, Provide, Request, RequestBound};
 
 use crate::store::Connection;
@@ -42,8 +44,16 @@ impl Provide for Conn {
 
     /// Rolls back anything left open, then returns the connection to the
     /// pool or closes it (waiting for its connection task to end).
-    async fn release(self, _exit: Exit) -> Result<(), Error> {
-        self.connection.into_inner().close().await;
-        Ok(())
+    ///
+    /// Not an `async fn`: that would move the whole connection into the
+    /// release future, which the scope boxes for every request. Here the
+    /// connection is given back when the release starts, and the future
+    /// holds only what is left to await.
+    fn release(self, _exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
+        let closing = self.connection.into_inner().close();
+        async move {
+            closing.await;
+            Ok(())
+        }
     }
 }

@@ -1,6 +1,10 @@
 //! [`Connection`]: one database connection for one request, whichever
 //! database it is.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use crate::domain::{
     Caller, IssuedToken, Member, MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation,
     Page, Role, Scope, Source, SourcePatch, User, UserList,
@@ -78,6 +82,33 @@ macro_rules! dispatch {
     };
 }
 
+/// What is left of closing a [`Connection`] once its synchronous part is
+/// done: nothing, or a future (boxed: it is rare, or already a box).
+#[must_use = "a per-request connection is only closed once this is awaited"]
+pub enum Closing {
+    /// Closed, or given back to its pool.
+    Done,
+    /// A rollback, or a connection task still ending.
+    Waiting(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl Closing {
+    pub(crate) fn later(future: impl Future<Output = ()> + Send + 'static) -> Closing {
+        Closing::Waiting(Box::pin(future))
+    }
+}
+
+impl Future for Closing {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut *self {
+            Closing::Done => Poll::Ready(()),
+            Closing::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl Connection {
     /// Wraps a tokio-postgres client connected by someone else. `task` is
     /// the tokio task driving its connection, if any, so that
@@ -124,9 +155,11 @@ impl Connection {
         }
     }
 
-    /// Releases the connection (see the type's docs).
-    pub async fn close(self) {
-        dispatch!(self, c => c.close().await)
+    /// Releases the connection (see the type's docs): what can be done at
+    /// once is, and the returned future finishes the rest (a rollback, or
+    /// waiting for a per-request connection's socket to close).
+    pub fn close(self) -> Closing {
+        dispatch!(self, c => c.close())
     }
 
     /// A round trip to the database, for readiness checks.

@@ -15,7 +15,7 @@ mod retry;
 pub mod sqlite;
 mod transaction;
 
-pub use connection::Connection;
+pub use connection::{Closing, Connection};
 #[cfg(feature = "postgres")]
 pub use database::PostgresMode;
 pub use database::{Connect, Database};

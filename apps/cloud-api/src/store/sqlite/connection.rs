@@ -7,6 +7,7 @@ use crate::domain::{
     Caller, IssuedToken, Member, MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation,
     Page, Role, Scope, Source, SourcePatch, User, UserList,
 };
+use crate::store::connection::Closing;
 use crate::store::error::{StoreError, aborted_transaction};
 use crate::store::transaction::{TxState, TxStatus};
 
@@ -110,8 +111,16 @@ impl SqliteConnection {
 
     /// Rolls back an open transaction; dropping then returns the connection
     /// to the pool.
-    pub(crate) async fn close(self) {
-        let _ = self.rollback().await;
+    pub(crate) fn close(self) -> Closing {
+        // As on PostgreSQL: only a rollback needs awaiting; otherwise
+        // dropping gives the connection back now.
+        if self.in_transaction() {
+            Closing::later(async move {
+                let _ = self.rollback().await;
+            })
+        } else {
+            Closing::Done
+        }
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
