@@ -58,7 +58,7 @@ struct Inner {
     build_failures: Family<ServiceLabels, Counter>,
     db_connections_opened: Counter,
     /// Each service's handles into the families above, looked up once.
-    services: RwLock<Vec<(TypeId, Arc<ServiceMetrics>)>>,
+    services: RwLock<Vec<(TypeId, ServiceMetrics)>>,
 }
 
 /// One service's metrics, resolved from the families on its first build.
@@ -201,50 +201,55 @@ impl Metrics {
         }
     }
 
-    /// The handles of `service`, resolved on its first event. A program has
-    /// a handful of service types, so a scan beats hashing.
-    fn service(&self, service: &ServiceInfo) -> Arc<ServiceMetrics> {
+    /// Runs `f` with the handles of `service`, resolving them on its first
+    /// event. A program has a handful of service types, so a scan beats
+    /// hashing; the read lock is held only while `f` updates atomics.
+    fn with_service<R>(&self, service: &ServiceInfo, f: impl FnOnce(&ServiceMetrics) -> R) -> R {
         let id = service.type_id();
-        let known = |list: &[(TypeId, Arc<ServiceMetrics>)]| {
-            list.iter().find(|(t, _)| *t == id).map(|(_, m)| m.clone())
-        };
-        if let Some(found) = known(
-            &self
+        {
+            let services = self
                 .inner
                 .services
                 .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        ) {
-            return found;
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, metrics)) = services.iter().find(|(t, _)| *t == id) {
+                return f(metrics);
+            }
         }
         let mut services = self
             .inner
             .services
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = known(&services) {
-            return found;
+        if !services.iter().any(|(t, _)| *t == id) {
+            let labels = Metrics::service_labels(service);
+            services.push((
+                id,
+                ServiceMetrics {
+                    acquisitions: self.inner.acquisitions.get_or_create(&labels).clone(),
+                    held: self.inner.held.get_or_create(&labels).clone(),
+                    acquire_latency: self.inner.acquire_latency.get_or_create(&labels).clone(),
+                    releases: Default::default(),
+                },
+            ));
         }
-        let labels = Metrics::service_labels(service);
-        let made = Arc::new(ServiceMetrics {
-            acquisitions: self.inner.acquisitions.get_or_create(&labels).clone(),
-            held: self.inner.held.get_or_create(&labels).clone(),
-            acquire_latency: self.inner.acquire_latency.get_or_create(&labels).clone(),
-            releases: Default::default(),
-        });
-        services.push((id, made.clone()));
-        made
+        let (_, metrics) = services
+            .iter()
+            .find(|(t, _)| *t == id)
+            .expect("inserted above");
+        f(metrics)
     }
 }
 
 impl Observer for Metrics {
     fn acquired(&self, service: &ServiceInfo, elapsed: Option<Duration>) {
-        let metrics = self.service(service);
-        metrics.acquisitions.inc();
-        metrics.held.inc();
-        if let Some(elapsed) = elapsed {
-            metrics.acquire_latency.observe(elapsed.as_secs_f64());
-        }
+        self.with_service(service, |metrics| {
+            metrics.acquisitions.inc();
+            metrics.held.inc();
+            if let Some(elapsed) = elapsed {
+                metrics.acquire_latency.observe(elapsed.as_secs_f64());
+            }
+        });
     }
 
     fn build_failed(&self, service: &ServiceInfo, _error: &Error) {
@@ -257,17 +262,18 @@ impl Observer for Metrics {
     }
 
     fn released(&self, service: &ServiceInfo, exit: Exit, _error: Option<&Error>) {
-        let metrics = self.service(service);
-        metrics.held.dec();
         let release_labels = || ReleaseLabels {
             service: service.name().to_owned(),
             exit: exit.label().to_owned(),
         };
-        match EXITS.iter().position(|e| *e == exit.label()) {
-            Some(i) => metrics.releases[i]
-                .get_or_init(|| self.inner.releases.get_or_create(&release_labels()).clone())
-                .inc(),
-            None => self.inner.releases.get_or_create(&release_labels()).inc(),
-        };
+        self.with_service(service, |metrics| {
+            metrics.held.dec();
+            match EXITS.iter().position(|e| *e == exit.label()) {
+                Some(i) => metrics.releases[i]
+                    .get_or_init(|| self.inner.releases.get_or_create(&release_labels()).clone())
+                    .inc(),
+                None => self.inner.releases.get_or_create(&release_labels()).inc(),
+            };
+        });
     }
 }
