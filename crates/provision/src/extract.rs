@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
@@ -16,33 +17,51 @@ use crate::{Dep, Error, Provide, RequestHead, RequestScope, ambient};
 impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
     type Rejection = Rejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
-        enum Found<T: Provide> {
-            Ready(Dep<T>),
-            Resolve(RequestScope),
-        }
-        // The memoised case needs no clone of the scope and no future state.
+    /// Looks the service up when called, not when first polled: axum awaits
+    /// an extractor in the same poll that calls it, so the request's scope
+    /// is entered either way, and a memoised hit then needs no state
+    /// machine at all, only a ready value.
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Rejection>> + Send {
         let found = ambient::with_current(|scope| {
             let scope = scope.ok_or_else(Rejection::no_scope)?;
             if let Some(dep) = scope.cached::<T>() {
-                return Ok(Found::Ready(dep));
+                return Ok(Extraction::Ready(Some(Ok(dep))));
             }
             if scope.registry().uses_request_head() && !scope.contains::<RequestHead>() {
                 scope.seed(RequestHead::from_parts(parts));
             }
-            Ok(Found::Resolve(scope.clone()))
-        })?;
-        match found {
-            Found::Ready(dep) => Ok(dep),
-            Found::Resolve(scope) => resolve_boxed::<T>(scope).await,
+            Ok(Extraction::Building(resolve_boxed::<T>(scope.clone())))
+        });
+        found.unwrap_or_else(|rejection| Extraction::Ready(Some(Err(rejection))))
+    }
+}
+
+/// The future of the `Dep<T>` extractor: the answer, when it was known at
+/// once, or the build of the service.
+enum Extraction<T: Provide> {
+    Ready(Option<Result<Dep<T>, Rejection>>),
+    Building(Pin<Box<dyn Future<Output = Result<Dep<T>, Rejection>> + Send>>),
+}
+
+impl<T: Provide> Future for Extraction<T> {
+    type Output = Result<Dep<T>, Rejection>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Extraction::Ready(answer) => {
+                Poll::Ready(answer.take().expect("Extraction polled after completion"))
+            }
+            Extraction::Building(build) => build.as_mut().poll(cx),
         }
     }
 }
 
-/// The build path of the extractor, boxed. Inlined, its state (the whole
-/// build rendezvous) made the extractor's future over 500 bytes, copied on
-/// every extraction, memoised or not; boxed, only the first ask of a
-/// service in a request pays for it, with one allocation.
+/// The build path of the extractor, boxed: only the first ask of a service
+/// in a request pays for it (one allocation), and the extractor's future
+/// stays small for every other ask.
 fn resolve_boxed<T: Provide>(
     scope: RequestScope,
 ) -> Pin<Box<dyn Future<Output = Result<Dep<T>, Rejection>> + Send>> {
