@@ -94,10 +94,9 @@ where
         let ctx = Context::new(ctx);
         let response = match Req::from_raw(request) {
             Ok(request) => match handler(request, env, ctx).await {
-                Ok(response) => match response.into_raw() {
+                Ok(response) => match crate::serve::into_js(response).await {
                     Ok(response) => Ok(response),
                     Err(error) => {
-                        let error: Box<dyn std::error::Error> = error.into();
                         worker::console_error!("converting the response failed: {error}");
                         raw_json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
                     }

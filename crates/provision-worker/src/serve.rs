@@ -4,7 +4,8 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use tower_service::Service;
-use worker::{Context, HttpRequest};
+use worker::worker_sys::web_sys;
+use worker::{Context, HttpRequest, IntoResponse as _};
 
 /// Runs one fetch event through `router`, which should carry a
 /// [`ProvisionLayer`](provision_axum::ProvisionLayer) (the same router a
@@ -26,4 +27,49 @@ pub async fn serve(
     match response {
         Ok(response) => response,
     }
+}
+
+/// Bodies at most this long, complete in memory, go to JavaScript as one
+/// byte array (see [`into_js`]).
+const BUFFER_LIMIT: u64 = 1 << 20;
+
+/// Converts what the fetch handler returned into the JavaScript response.
+///
+/// workers-rs hands every `http` body to JavaScript as a `ReadableStream`
+/// pulled from Rust: a JavaScript stream, promises and boundary crossings
+/// for every response, which measured most of a Worker's CPU time for
+/// `GET /api/health`. An axum body that is complete in memory (an exact
+/// size hint of at most 1 MiB, as every JSON answer has) is read here
+/// instead and handed over as one byte array. Reading it to the end also
+/// runs the request's releases (`provision_axum`'s body closes the
+/// scope after the last frame), so they complete before the response is
+/// returned. Anything else (a stream, a body of unknown length, a response
+/// with extensions such as a WebSocket) goes through workers-rs unchanged.
+pub(crate) async fn into_js<Res: worker::IntoResponse + 'static>(
+    response: Res,
+) -> Result<web_sys::Response, Box<dyn std::error::Error>> {
+    let mut slot = Some(response);
+    let axum_response = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<http::Response<Body>>>()
+        .and_then(Option::take);
+    let Some(response) = axum_response else {
+        let response = slot
+            .take()
+            .expect("not taken unless it is an axum response");
+        return response.into_raw().map_err(Into::into);
+    };
+    let buffered = response.extensions().is_empty()
+        && axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .is_some_and(|n| n <= BUFFER_LIMIT);
+    if !buffered {
+        return response.into_raw().map_err(Into::into);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, BUFFER_LIMIT as usize).await?;
+    let response = worker::ResponseBuilder::new()
+        .with_status(parts.status.as_u16())
+        .with_headers(worker::Headers::from(&parts.headers))
+        .fixed(bytes.to_vec());
+    response.into_raw().map_err(Into::into)
 }
