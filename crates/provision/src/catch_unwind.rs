@@ -6,28 +6,32 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A future that turns a panic in `F` into an `Err` with the panic's payload.
-///
-/// On `wasm32-unknown-unknown` panics abort, so this only ever passes the
-/// output through there.
-pub struct CatchUnwind<F> {
-    future: Pin<Box<F>>,
+pin_project_lite::pin_project! {
+    /// A future that turns a panic in `F` into an `Err` with the panic's
+    /// payload.
+    ///
+    /// On `wasm32-unknown-unknown` panics abort, so this only ever passes
+    /// the output through there.
+    pub struct CatchUnwind<F> {
+        // In place, not boxed: a scope wraps every settle and release step
+        // in one, and a box each was an allocation per service per request.
+        #[pin]
+        future: F,
+    }
 }
 
 impl<F: Future> CatchUnwind<F> {
     /// Wraps `future`.
     pub fn new(future: F) -> Self {
-        CatchUnwind {
-            future: Box::pin(future),
-        }
+        CatchUnwind { future }
     }
 }
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = self.future.as_mut();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
