@@ -32,16 +32,24 @@ struct State {
     /// dependents first.
     acquired: Vec<Acquired>,
     closed: bool,
+    /// Numbers builds, so a builder finds its own slot again.
+    next_build: u64,
 }
 
 enum Slot {
-    Building(Arc<BuildOnce>),
+    /// Being built by the task that holds build number `build`. `waiters`
+    /// is made by the first task that has to wait for it: most builds have
+    /// none and pay for no rendezvous.
+    Building {
+        build: u64,
+        waiters: Option<Arc<BuildOnce>>,
+    },
     Ready(AnyArc),
 }
 
 enum Step {
     Wait(Arc<BuildOnce>),
-    Build(Arc<BuildOnce>),
+    Build(u64),
 }
 
 impl Store {
@@ -98,13 +106,25 @@ impl Store {
                 if state.closed {
                     return Err(closed_error(info));
                 }
-                match state.slots.iter().find(|(t, _)| *t == id) {
+                let state = &mut *state;
+                match state.slots.iter_mut().find(|(t, _)| *t == id) {
                     Some((_, Slot::Ready(value))) => return Ok(value.clone()),
-                    Some((_, Slot::Building(cell))) => Step::Wait(cell.clone()),
+                    Some((_, Slot::Building { waiters, .. })) => Step::Wait(
+                        waiters
+                            .get_or_insert_with(|| Arc::new(BuildOnce::new()))
+                            .clone(),
+                    ),
                     None => {
-                        let cell = Arc::new(BuildOnce::new());
-                        state.slots.push((id, Slot::Building(cell.clone())));
-                        Step::Build(cell)
+                        let build = state.next_build;
+                        state.next_build += 1;
+                        state.slots.push((
+                            id,
+                            Slot::Building {
+                                build,
+                                waiters: None,
+                            },
+                        ));
+                        Step::Build(build)
                     }
                 }
             };
@@ -113,17 +133,17 @@ impl Store {
                     Some(result) => return result,
                     None => continue,
                 },
-                Step::Build(cell) => {
+                Step::Build(number) => {
                     let build = build.take().expect("a caller builds at most once");
                     let mut abandon = AbandonOnDrop {
                         store: self,
                         id,
-                        cell: &cell,
+                        build: number,
                         armed: true,
                     };
                     let result = build().await;
                     abandon.armed = false;
-                    return self.finish_build(info, stats, &cell, result).await;
+                    return self.finish_build(info, stats, number, result).await;
                 }
             }
         }
@@ -133,16 +153,14 @@ impl Store {
         &self,
         info: &'static ServiceInfo,
         stats: &Arc<ServiceStats>,
-        cell: &Arc<BuildOnce>,
+        build: u64,
         result: Result<AnyArc, Error>,
     ) -> Result<AnyArc, Error> {
         let id = info.type_id();
-        let late = {
+        let (late, waiters) = {
             let mut state = self.lock();
-            state.slots.retain(|(t, slot)| {
-                !(*t == id && matches!(slot, Slot::Building(c) if Arc::ptr_eq(c, cell)))
-            });
-            match &result {
+            let waiters = state.take_building(id, build);
+            let late = match &result {
                 Ok(value) if !state.closed => {
                     state.slots.push((id, Slot::Ready(value.clone())));
                     state.acquired.push(Acquired {
@@ -154,18 +172,23 @@ impl Store {
                 }
                 Ok(value) => Some(value.clone()),
                 Err(_) => None,
-            }
+            };
+            (late, waiters)
         };
         match late {
             None => {
-                cell.complete(result.clone());
+                if let Some(waiters) = waiters {
+                    waiters.complete(result.clone());
+                }
                 result
             }
             Some(value) => {
                 // The scope closed while this build ran: nobody will release
                 // the value later, so release it now.
                 let error = closed_error(info);
-                cell.complete(Err(error.clone()));
+                if let Some(waiters) = waiters {
+                    waiters.complete(Err(error.clone()));
+                }
                 drop(result);
                 release_all(
                     vec![Acquired {
@@ -211,7 +234,7 @@ impl Store {
             return false;
         }
         state.closed = true;
-        state.slots.clear();
+        drop(state.take_ready());
         true
     }
 
@@ -230,15 +253,12 @@ impl Store {
     /// released, in acquisition order. The memo slots are emptied first so
     /// that the returned values are uniquely owned unless a handle escaped.
     pub(crate) fn close(&self) -> Vec<Acquired> {
-        let (slots, acquired) = {
+        let (ready, acquired) = {
             let mut state = self.lock();
             state.closed = true;
-            (
-                std::mem::take(&mut state.slots),
-                std::mem::take(&mut state.acquired),
-            )
+            (state.take_ready(), std::mem::take(&mut state.acquired))
         };
-        drop(slots);
+        drop(ready);
         acquired
     }
 
@@ -261,7 +281,7 @@ fn closed_error(info: &ServiceInfo) -> Error {
 struct AbandonOnDrop<'a> {
     store: &'a Store,
     id: TypeId,
-    cell: &'a Arc<BuildOnce>,
+    build: u64,
     armed: bool,
 }
 
@@ -270,10 +290,35 @@ impl Drop for AbandonOnDrop<'_> {
         if !self.armed {
             return;
         }
-        self.store.lock().slots.retain(|(t, slot)| {
-            !(*t == self.id && matches!(slot, Slot::Building(c) if Arc::ptr_eq(c, self.cell)))
-        });
-        self.cell.abandon();
+        let waiters = self.store.lock().take_building(self.id, self.build);
+        if let Some(waiters) = waiters {
+            waiters.abandon();
+        }
+    }
+}
+
+impl State {
+    /// Takes the memoised values out (so that each acquired value is
+    /// uniquely owned again), leaving the slots of builds still running:
+    /// their builders find them to hand their waiters the outcome.
+    fn take_ready(&mut self) -> Vec<(TypeId, Slot)> {
+        let (building, ready) = std::mem::take(&mut self.slots)
+            .into_iter()
+            .partition(|(_, slot)| matches!(slot, Slot::Building { .. }));
+        self.slots = building;
+        ready
+    }
+
+    /// Removes the slot of build number `build` of service `id`, handing
+    /// back its waiters' rendezvous, if any task waited.
+    fn take_building(&mut self, id: TypeId, build: u64) -> Option<Arc<BuildOnce>> {
+        let at = self.slots.iter().position(|(t, slot)| {
+            *t == id && matches!(slot, Slot::Building { build: b, .. } if *b == build)
+        })?;
+        match self.slots.swap_remove(at).1 {
+            Slot::Building { waiters, .. } => waiters,
+            Slot::Ready(_) => unreachable!("the position matched a building slot"),
+        }
     }
 }
 
