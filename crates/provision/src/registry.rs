@@ -410,6 +410,12 @@ impl Registry {
     /// What every build of `info`'s service needs first: its dependency
     /// closure checked for cycles, and its counters.
     pub(crate) fn prepare(&self, info: &'static ServiceInfo) -> Result<Arc<ServiceStats>, Error> {
+        // Counters are only ever made here, after validation: a service
+        // that has them was validated, and every build after its first
+        // needs only this one lookup.
+        if let Some(stats) = self.existing_stats(info) {
+            return Ok(stats);
+        }
         self.validate(info)?;
         Ok(self.stats(info))
     }
