@@ -695,7 +695,7 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "\nWhy a target is missed, with profiles (callgrind, perf, strace) and the fixes proposed: [README.md, Analysis](README.md#analysis).\n"
+            "\nWhat the profiles (callgrind, perf, strace) found and what was fixed, what remains, and why a target is missed: [README.md, Analysis](README.md#analysis).\n"
         );
 
         for mode in Mode::ALL {
