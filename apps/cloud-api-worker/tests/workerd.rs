@@ -395,16 +395,23 @@ fn assert_user(body: &Value, name: &str, email: &str) -> i64 {
         .unwrap_or_else(|| panic!("no integer id: {body}"))
 }
 
+/// The e2e build (with its test routes) in workerd against a fresh
+/// database, and a client holding that database's token.
+async fn serve_e2e_build() -> (TestDb, Workerd, Api) {
+    let setup = setup();
+    let db = test_db().await;
+    let workerd = Workerd::start(&setup, &setup.build, &db.url).await;
+    let api = Api::new(&workerd, &db.token);
+    (db, workerd, api)
+}
+
 // ---------------------------------------------------------------------------
 // The tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn users_contract_load_and_connections_in_workerd() {
-    let setup = setup();
-    let db = test_db().await;
-    let workerd = Workerd::start(&setup, &setup.build, &db.url).await;
-    let api = Api::new(&workerd, &db.token);
+    let (db, _workerd, api) = serve_e2e_build().await;
 
     // Health: public, and opens no connection.
     for _ in 0..20 {
@@ -677,10 +684,7 @@ async fn mixed_request_for(api: &Api, ada: i64, i: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn a_panic_answers_json_500_and_the_isolate_keeps_serving() {
-    let setup = setup();
-    let db = test_db().await;
-    let workerd = Workerd::start(&setup, &setup.build, &db.url).await;
-    let api = Api::new(&workerd, &db.token);
+    let (db, workerd, api) = serve_e2e_build().await;
     let panicked = json!({ "error": "internal error: the handler panicked" });
     let test_route = |path: &'static str| {
         let api = api.clone();
@@ -794,10 +798,7 @@ async fn a_panic_answers_json_500_and_the_isolate_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn scopes_outside_axum_and_socket_holding_app_services_in_workerd() {
-    let setup = setup();
-    let db = test_db().await;
-    let workerd = Workerd::start(&setup, &setup.build, &db.url).await;
-    let api = Api::new(&workerd, &db.token);
+    let (db, _workerd, api) = serve_e2e_build().await;
 
     // A plain workers-rs handler inside provision_worker::scoped: its
     // connection is released before the response is returned.

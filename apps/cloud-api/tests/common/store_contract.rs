@@ -2,8 +2,8 @@
 //! freshly migrated, empty database.
 
 use cloud_api::domain::{
-    MyOrganisation, NewOrganisation, NewSource, NewUser, Page, Role, ScopeKind, SourceKind,
-    SourcePatch, User,
+    MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation, Page, Role, ScopeKind,
+    SourceKind, SourcePatch, User,
 };
 use cloud_api::store::{Connection, Database, StoreError};
 use serde_json::json;
@@ -21,6 +21,21 @@ fn new_user(n: u32) -> NewUser {
 
 async fn user(c: &Connection, n: u32) -> User {
     c.create_user(&new_user(n)).await.expect("create user")
+}
+
+/// Ada admin of Acme (hers) and member of Globex (Grace's): the
+/// membership shape that access decisions and scope listings are read
+/// against.
+async fn ada_in_two_organisations(c: &Connection) -> (User, User, Organisation, Organisation) {
+    let ada = user(c, 1).await;
+    let grace = user(c, 2).await;
+    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
+    let globex = c
+        .create_organisation(grace.id, &org("Globex"))
+        .await
+        .unwrap();
+    c.add_member(globex.id, ada.id, Role::Member).await.unwrap();
+    (ada, grace, acme, globex)
 }
 
 fn org(name: &str) -> NewOrganisation {
@@ -389,14 +404,7 @@ pub async fn organisations_invalid_name(db: &Database) {
 
 pub async fn caller_lists_memberships(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    let grace = user(&c, 2).await;
-    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    let globex = c
-        .create_organisation(grace.id, &org("Globex"))
-        .await
-        .unwrap();
-    c.add_member(globex.id, ada.id, Role::Member).await.unwrap();
+    let (ada, grace, acme, globex) = ada_in_two_organisations(&c).await;
 
     let caller = c.caller(ada.id).await.unwrap();
     assert_eq!(caller.user_id, ada.id);
@@ -589,14 +597,7 @@ pub async fn members_removal_deletes_user_scope_and_sources(db: &Database) {
 
 pub async fn scopes_get_and_of_user(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    let grace = user(&c, 2).await;
-    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    let globex = c
-        .create_organisation(grace.id, &org("Globex"))
-        .await
-        .unwrap();
-    c.add_member(globex.id, ada.id, Role::Member).await.unwrap();
+    let (ada, grace, acme, globex) = ada_in_two_organisations(&c).await;
 
     let scopes = c.scopes_of_user(ada.id).await.unwrap();
     let shape: Vec<_> = scopes
