@@ -25,6 +25,7 @@
 //! Performance is only ever reported, never asserted: targets are marked met
 //! or missed in the report.
 
+mod badinput;
 mod ceiling;
 mod conncost;
 mod http;
@@ -55,6 +56,8 @@ pub struct Plan {
     pub endpoints: Vec<load::Endpoint>,
     pub pgbench_s: u32,
     pub conn_iters: usize,
+    /// Requests per kind of bad input (connections per 4xx).
+    pub bad_input_requests: u32,
     /// criterion `--warm-up-time` and `--measurement-time`, seconds.
     pub micro_times: (f64, f64),
     pub skip_micro: bool,
@@ -62,6 +65,8 @@ pub struct Plan {
     pub skip_worker: bool,
     /// Only the HTTP load (no micro, connection cost or ceiling).
     pub only_load: bool,
+    /// Only the connections per 4xx (no micro, load, ceiling or Worker).
+    pub only_bad_input: bool,
     /// Some of the matrix was narrowed from the command line.
     pub custom: bool,
 }
@@ -78,10 +83,12 @@ impl Plan {
             endpoints: load::Endpoint::ALL.to_vec(),
             pgbench_s: 3,
             conn_iters: 400,
+            bad_input_requests: 200,
             micro_times: (1.0, 3.0),
             skip_micro: false,
             skip_worker: false,
             only_load: false,
+            only_bad_input: false,
             custom: false,
         }
     }
@@ -95,6 +102,7 @@ impl Plan {
             concurrency: vec![32],
             pgbench_s: 1,
             conn_iters: 100,
+            bad_input_requests: 20,
             micro_times: (0.3, 0.7),
             ..Plan::full()
         }
@@ -124,6 +132,7 @@ usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-w
 
   For investigating one cell (writes target/bench-custom/ unless --out):
   --only-load        only the HTTP load (no micro, connection cost, ceiling)
+  --only-bad-input   only the connections per 4xx (bad input, per-request mode)
   --mode M           pool or per-request (repeatable)
   --endpoint E       health, users-list, user-get or user-create (repeatable)
   --concurrency C    wrk connections (repeatable)
@@ -148,6 +157,12 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
             "--skip-micro" => plan.skip_micro = true,
             "--skip-worker" => plan.skip_worker = true,
             "--only-load" => plan.only_load = true,
+            "--only-bad-input" => {
+                plan.only_bad_input = true;
+                plan.skip_micro = true;
+                plan.skip_worker = true;
+                plan.custom = true;
+            }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--mode" => modes.push(match value("--mode")?.as_str() {
                 "pool" => servers::Mode::Pool,
@@ -291,6 +306,11 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     report.postgres = env.server_version.clone();
     report.seed = env.seed_summary();
 
+    if plan.only_bad_input {
+        report.bad_input = Some(badinput::run(&env, &root, &tmp, &plan, started).await?);
+        return finish(report, env, &root, tmp, out, started, measure_started);
+    }
+
     say(
         started,
         "connection cost: connect + authenticate + first query",
@@ -313,6 +333,11 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     report.rss = load.memory;
 
     if !plan.only_load {
+        say(
+            started,
+            "connections per 4xx: bad input, both servers, per-request mode",
+        );
+        report.bad_input = Some(badinput::run(&env, &root, &tmp, &plan, started).await?);
         say(started, "instructions per request: callgrind, pool mode");
         report.profile = Some(profile::run(&env, &root, &plan, started).await);
     }
@@ -327,10 +352,23 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
         }
         None => worker::Worker::not_run("left out (--skip-worker)"),
     };
+    finish(report, env, &root, tmp, out, started, measure_started)
+}
+
+/// Stops the database and writes the report.
+fn finish(
+    mut report: report::Report,
+    env: setup::Env,
+    root: &std::path::Path,
+    tmp: PathBuf,
+    out: PathBuf,
+    started: Instant,
+    measure_started: Instant,
+) -> Result<(), BoxError> {
     report.load_after = machine::loadavg();
     report.wall.measure_s = measure_started.elapsed().as_secs_f64();
     report.wall.total_s = started.elapsed().as_secs_f64();
-    report.quick_wall = report::last_quick_wall(&root);
+    report.quick_wall = report::last_quick_wall(root);
     env.stop();
     let _ = std::fs::remove_dir_all(&tmp);
 

@@ -46,6 +46,7 @@ pub struct Report {
     pub quick_wall: Option<QuickWall>,
     pub micro: Option<Micro>,
     pub conn_cost: Option<ConnCost>,
+    pub bad_input: Option<Vec<crate::badinput::Row>>,
     pub profile: Option<crate::profile::Profile>,
     pub ceiling: Vec<Ceiling>,
     pub contract: Contract,
@@ -219,6 +220,7 @@ impl Report {
             quick_wall: None,
             micro: None,
             conn_cost: None,
+            bad_input: None,
             profile: None,
             ceiling: Vec::new(),
             contract: Contract::default(),
@@ -510,6 +512,25 @@ impl Report {
                 }))
             },
         });
+        if let Some(rows) = &self.bad_input {
+            let provision: Vec<_> = rows
+                .iter()
+                .filter(|r| r.server == servers::Kind::Provision)
+                .collect();
+            targets.push(Target {
+                target: "a request refused for bad input (4xx) opens 0 database connections (provision, per-request mode, valid token; pg_stat_database sessions and db_connections_opened_total)".into(),
+                measured: provision
+                    .iter()
+                    .map(|r| format!("{}: {:.2} per request", r.case, r.per_request()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                met: Some(provision.iter().all(|r| {
+                    r.sessions_opened == 0
+                        && r.metric_connections_opened.unwrap_or(0) == 0
+                        && r.answered_as_expected == r.requests
+                })),
+            });
+        }
         targets
     }
 
@@ -543,6 +564,7 @@ impl Report {
             "memory": self.rss,
             "ceiling": self.ceiling,
             "connection_cost": self.conn_cost,
+            "connections_per_4xx": self.bad_input,
             "micro": self.micro,
             "callgrind": self.profile,
             "worker": {
@@ -885,6 +907,10 @@ impl Report {
             let _ = writeln!(md);
         }
 
+        if let Some(rows) = &self.bad_input {
+            self.bad_input_markdown(&mut md, rows);
+        }
+
         if let Some(profile) = &self.profile {
             let _ = writeln!(md, "## Instructions per request (callgrind)\n");
             let _ = writeln!(
@@ -1047,6 +1073,44 @@ impl Report {
         }
         let _ = writeln!(md, "```");
         md
+    }
+
+    /// "Connections per 4xx": what a request refused for its input costs
+    /// the database.
+    fn bad_input_markdown(&self, md: &mut String, rows: &[crate::badinput::Row]) {
+        let _ = writeln!(md, "## Connections per 4xx\n");
+        let _ = writeln!(
+            md,
+            "Requests refused for bad input, each sent {} times with a valid token to both servers in per-request mode (every database touch is a new connection). Connections per request: the sessions PostgreSQL saw open (`pg_stat_database.sessions`) over the requests sent; provision's own `db_connections_opened_total` beside it.\n",
+            rows.first().map_or(0, |r| r.requests)
+        );
+        let _ = writeln!(
+            md,
+            "| bad input | status | baseline: answered as expected | baseline: connections per request | provision: answered as expected | provision: connections per request | provision: db_connections_opened_total |\n|---|--:|--:|--:|--:|--:|--:|"
+        );
+        let provision = rows.iter().filter(|r| r.server == servers::Kind::Provision);
+        for p in provision {
+            let b = rows
+                .iter()
+                .find(|r| r.server == servers::Kind::Baseline && r.case == p.case);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {}/{} | **{:.2}** | {} |",
+                p.case,
+                p.expected_status,
+                b.map_or("-".into(), |b| format!(
+                    "{}/{}",
+                    b.answered_as_expected, b.requests
+                )),
+                b.map_or("-".into(), |b| format!("{:.2}", b.per_request())),
+                p.answered_as_expected,
+                p.requests,
+                p.per_request(),
+                p.metric_connections_opened
+                    .map_or("-".into(), |m| m.to_string()),
+            );
+        }
+        let _ = writeln!(md);
     }
 
     /// "Cloudflare Workers build in workerd".
