@@ -64,6 +64,9 @@
 //!
 //! # Features
 //!
+//! * `macros` (default): [`provide`], the attribute that writes the
+//!   `impl Provide` from an `impl` block whose `build` takes its
+//!   dependencies as parameters.
 //! * `axum`: [`Dep`] and [`RequestScope`] become axum extractors.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -101,6 +104,8 @@ pub use head::RequestHead;
 pub use lifetime::{App, Lifetime, LifetimeKind, Request, ServesLifetime, Transient};
 pub use probe::{Observer, Probe, ServiceReport};
 pub use provide::{Handles, Provide};
+#[cfg(feature = "macros")]
+pub use provision_macros::provide;
 pub use registry::{Registry, RegistryBuilder};
 pub use resolver::Resolver;
 pub use scope::RequestScope;
