@@ -60,6 +60,14 @@ pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::spawn;
 
+// The project README's Rust examples, compiled as doctests of this crate
+// (the one that has provision, axum and this layer together), so that the
+// first code a reader sees cannot drift from the API. Only under
+// `cfg(doctest)`: the README is outside this package.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 use provision::{Exit, Registry};
 
 /// How a request that never finished ended: cut short by shutdown, or its
