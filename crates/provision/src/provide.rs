@@ -100,7 +100,10 @@ pub trait Provide: Sized + Send + Sync + 'static {
     ///
     /// It takes the service by value, so whatever it owns (a connection, a
     /// buffer behind a lock) can be given back or consumed without locking.
-    /// After a failed `settle` it sees the failure the client was sent.
+    /// After a failed `settle` it sees the failure the client was sent. A
+    /// response cut off after its `settle` succeeded (the client left
+    /// mid-body) is told [`Exit::Cancelled`]: a rollback there finds
+    /// nothing left to undo.
     fn release(self, exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = exit;
         // Dropped when the release starts rather than when it is first

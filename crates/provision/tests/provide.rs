@@ -160,3 +160,47 @@ async fn a_request_builds_settles_and_releases_through_the_attributes_steps() {
     drop(journal);
     registry.shutdown().await;
 }
+
+/// The same service twice, by hand and through the attribute, with the same
+/// body: the attribute adds no state to `build`'s future (and no box: the
+/// trait's `build` is the function written).
+struct ByHand;
+
+impl provision::Provide for ByHand {
+    type Lifetime = provision::Request;
+    type Deps = (Journal, Pool);
+    async fn build((journal, pool): (Dep<Journal>, Dep<Pool>)) -> Result<Self, Error> {
+        std::future::ready(()).await;
+        journal.push(pool.name.to_owned());
+        Ok(ByHand)
+    }
+}
+
+struct ByAttribute;
+
+#[provide(Request)]
+impl ByAttribute {
+    async fn build(journal: Dep<Journal>, pool: Dep<Pool>) -> Result<Self, Error> {
+        std::future::ready(()).await;
+        journal.push(pool.name.to_owned());
+        Ok(ByAttribute)
+    }
+}
+
+#[test]
+fn the_attribute_builds_the_same_future_as_a_hand_written_impl() {
+    use provision::Provide;
+    use std::sync::Arc;
+    let handles = || {
+        (
+            Dep(Arc::new(Journal::default())),
+            Dep(Arc::new(Pool { name: "pool" })),
+        )
+    };
+    let by_hand = <ByHand as Provide>::build(handles());
+    let by_attribute = <ByAttribute as Provide>::build(handles());
+    assert_eq!(
+        std::mem::size_of_val(&by_attribute),
+        std::mem::size_of_val(&by_hand)
+    );
+}
