@@ -32,7 +32,12 @@ impl Parse for LifetimeArg {
                 "a service needs a lifetime: write `#[provide(App)]`, `#[provide(Request)]` or `#[provide(Transient)]`",
             ));
         }
-        let path: Path = input.parse()?;
+        let path: Path = input.parse().map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected the service's lifetime: `App`, `Request` or `Transient`",
+            )
+        })?;
         let name = path
             .segments
             .last()
