@@ -3,14 +3,13 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use provision::{Dep, Error, Provide, Registry, Request};
+//! use provision::{Dep, Error, Registry, provide};
 //! use provision_axum::ProvisionLayer;
 //!
 //! struct Greeting(&'static str);
-//! impl Provide for Greeting {
-//!     type Lifetime = Request;
-//!     type Deps = ();
-//!     async fn build(_: ()) -> Result<Self, Error> { Ok(Greeting("hello")) }
+//! #[provide(Request)]
+//! impl Greeting {
+//!     async fn build() -> Result<Self, Error> { Ok(Greeting("hello")) }
 //! }
 //!
 //! async fn health() -> &'static str { "ok" }                   // builds nothing
