@@ -3,14 +3,13 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use provision::{Dep, Error, Provide, Registry, Request};
+//! use provision::{Dep, Error, Registry, provide};
 //! use provision_axum::ProvisionLayer;
 //!
 //! struct Greeting(&'static str);
-//! impl Provide for Greeting {
-//!     type Lifetime = Request;
-//!     type Deps = ();
-//!     async fn build(_: ()) -> Result<Self, Error> { Ok(Greeting("hello")) }
+//! #[provide(Request)]
+//! impl Greeting {
+//!     async fn build() -> Result<Self, Error> { Ok(Greeting("hello")) }
 //! }
 //!
 //! async fn health() -> &'static str { "ok" }                   // builds nothing
@@ -59,6 +58,14 @@ pub use body::ScopedBody;
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::spawn;
+
+// The project README's Rust examples, compiled as doctests of this crate
+// (the one that has provision, axum and this layer together), so that the
+// first code a reader sees cannot drift from the API. Only under
+// `cfg(doctest)`: the README is outside this package.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
 
 use provision::{Exit, Registry};
 

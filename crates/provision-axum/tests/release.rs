@@ -410,3 +410,55 @@ async fn settle_is_skipped_when_the_handler_panics() {
     );
     server.stop().await;
 }
+
+/// Written through the transaction (`Ledger`) and settled before it, since
+/// it is newer: its settle fails, so the client hears 409.
+struct Outbox {
+    ledger: Dep<Ledger>,
+}
+
+#[provision::provide(Request)]
+impl Outbox {
+    async fn build(ledger: Dep<Ledger>) -> Result<Self, Error> {
+        Ok(Outbox { ledger })
+    }
+
+    async fn settle(&self, exit: Exit) -> Result<(), Error> {
+        self.ledger
+            .journal
+            .push(Event::Released("Outbox.settle", 0, exit));
+        Err(Error::new("the outbox refused the message").with_status(StatusCode::CONFLICT))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_settle_tells_the_older_services_so_nothing_under_the_error_commits() {
+    let registry = Registry::builder()
+        .supply(Journal::default())
+        .register::<Outbox>()
+        .build()
+        .await
+        .unwrap();
+    let router = Router::new().route(
+        "/outbox",
+        get(|Dep(_o): Dep<Outbox>| async { (StatusCode::CREATED, "created") }),
+    );
+    let server = app_with(&registry, router).await;
+
+    let (status, body) = server.get("/outbox").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "the outbox refused the message");
+
+    let conflict = Exit::Failure(StatusCode::CONFLICT);
+    assert_eq!(
+        journal(&registry).events(),
+        vec![
+            Event::Released("Outbox.settle", 0, Exit::Success(StatusCode::CREATED)),
+            // The ledger (the transaction) is told what the client heard.
+            Event::Released("Ledger.settle", 0, conflict),
+            Event::Released("Ledger", 0, conflict),
+        ]
+    );
+    server.stop().await;
+}

@@ -15,21 +15,19 @@
 //!   request 1's database connection to request 2.
 //!
 //! ```
-//! use provision::{App, Dep, Error, Exit, Provide, Registry, Request};
+//! use provision::{Dep, Error, Exit, Registry, provide};
 //! use http::StatusCode;
 //!
 //! struct Pool;                       // app: built once at startup
-//! impl Provide for Pool {
-//!     type Lifetime = App;
-//!     type Deps = ();
-//!     async fn build(_: ()) -> Result<Self, Error> { Ok(Pool) }
+//! #[provide(App)]
+//! impl Pool {
+//!     async fn build() -> Result<Self, Error> { Ok(Pool) }
 //! }
 //!
 //! struct Conn { id: u32 }            // request: one per request, released at its end
-//! impl Provide for Conn {
-//!     type Lifetime = Request;
-//!     type Deps = (Pool,);
-//!     async fn build(_: (Dep<Pool>,)) -> Result<Self, Error> { Ok(Conn { id: 1 }) }
+//! #[provide(Request)]
+//! impl Conn {
+//!     async fn build(pool: Dep<Pool>) -> Result<Self, Error> { Ok(Conn { id: 1 }) }
 //!     async fn release(self, exit: Exit) -> Result<(), Error> {
 //!         // Return to the pool, close, commit or roll back: `exit` says how the request ended.
 //!         Ok(())
@@ -58,12 +56,78 @@
 //! # Ok::<(), Error>(()) }).unwrap();
 //! ```
 //!
+//! [`provide`] writes the [`Provide`] implementation: the lifetime from its
+//! argument, the dependency list (`type Deps = (Pool,)`) from `build`'s
+//! `Dep<T>` parameters. Implementing [`Provide`] by hand is the same thing
+//! spelled out.
+//!
+//! # A transaction
+//!
+//! `settle` runs once the handler has answered and before the client is
+//! told, so a write is acknowledged only once it is committed; `release`
+//! runs when the request has ended, however it ended. The exit says which
+//! happened: `release` is told [`Exit::Success`] only if every `settle`
+//! succeeded on a success, so the transaction keeps no flag of its own.
+//!
+//! ```
+//! # use std::sync::Mutex;
+//! # use provision::{Dep, Error, Exit, Registry, provide};
+//! # use http::StatusCode;
+//! # static SENT: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+//! # struct Conn;
+//! # impl Conn {
+//! #     async fn execute(&self, sql: &'static str) -> Result<(), Error> {
+//! #         Ok(SENT.lock().unwrap().push(sql))
+//! #     }
+//! # }
+//! # #[provide(Request)]
+//! # impl Conn { async fn build() -> Result<Self, Error> { Ok(Conn) } }
+//! struct Tx(Dep<Conn>);
+//! #[provide(Request)]
+//! impl Tx {
+//!     async fn build(conn: Dep<Conn>) -> Result<Self, Error> {
+//!         conn.execute("BEGIN").await?;
+//!         Ok(Tx(conn))
+//!     }
+//!     async fn settle(&self, exit: Exit) -> Result<(), Error> {
+//!         if exit.is_success() { self.0.execute("COMMIT").await } else { Ok(()) }
+//!     }
+//!     async fn release(self, exit: Exit) -> Result<(), Error> {
+//!         if exit.is_success() { Ok(()) } else { self.0.execute("ROLLBACK").await }
+//!     }
+//! }
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//! # block_on(async {
+//! # let registry = Registry::builder().register::<Tx>().build().await?;
+//! # for (status, expected) in [
+//! #     (StatusCode::CREATED, ["BEGIN", "COMMIT"]),
+//! #     (StatusCode::CONFLICT, ["BEGIN", "ROLLBACK"]),
+//! # ] {
+//! #     let scope = registry.open_scope();
+//! #     drop(scope.resolve::<Tx>().await?);
+//! #     let exit = Exit::from_status(status);
+//! #     scope.settle(exit).await?;
+//! #     scope.close(exit).await;
+//! #     assert_eq!(std::mem::take(&mut *SENT.lock().unwrap()), expected);
+//! # }
+//! # registry.shutdown().await;
+//! # Ok::<(), Error>(()) }).unwrap();
+//! ```
+//!
 //! The core has no async runtime dependency and compiles for
 //! `wasm32-unknown-unknown`. `provision-axum` runs it on a tokio server;
 //! `provision-worker` on Cloudflare Workers.
 //!
 //! # Features
 //!
+//! * `macros` (default): [`provide`], the attribute that writes the
+//!   `impl Provide` from an `impl` block whose `build` takes its
+//!   dependencies as parameters.
 //! * `axum`: [`Dep`] and [`RequestScope`] become axum extractors.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -101,6 +165,8 @@ pub use head::RequestHead;
 pub use lifetime::{App, Lifetime, LifetimeKind, Request, ServesLifetime, Transient};
 pub use probe::{Observer, Probe, ServiceReport};
 pub use provide::{Handles, Provide};
+#[cfg(feature = "macros")]
+pub use provision_macros::provide;
 pub use registry::{Registry, RegistryBuilder};
 pub use resolver::Resolver;
 pub use scope::RequestScope;

@@ -73,7 +73,18 @@ pub trait Provide: Sized + Send + Sync + 'static {
     /// a write that then fails to commit: if `settle` fails, the response is
     /// replaced by an error response and the exit becomes a failure. Runs in
     /// reverse order of acquisition, at most once, and only when the handler
-    /// returned a response (not after a panic or a cancellation).
+    /// returned a response (not after a panic or a cancellation). Once a
+    /// (newer) service's `settle` has failed, the older ones are told
+    /// `Exit::Failure` with the status the client will get, so they roll back.
+    ///
+    /// It takes `&self`: when it runs, the response body (a stream) or a task
+    /// may still hold `Dep` handles to the service, so it cannot have the
+    /// value alone, and a commit must never be skipped because of them.
+    /// Whatever handlers change through their shared handle is already
+    /// behind a lock or a connection that synchronises it; `settle` uses the
+    /// same. It needs no flag of its own for `release` either: `release`
+    /// is told [`Exit::Success`] only if every `settle` succeeded on a
+    /// success.
     fn settle(&self, exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = exit;
         NothingLeft
@@ -86,6 +97,13 @@ pub trait Provide: Sized + Send + Sync + 'static {
     ///
     /// A failure (or a panic) is reported through `tracing` and the probe; it
     /// does not stop the release of the other services.
+    ///
+    /// It takes the service by value, so whatever it owns (a connection, a
+    /// buffer behind a lock) can be given back or consumed without locking.
+    /// After a failed `settle` it sees the failure the client was sent. A
+    /// response cut off after its `settle` succeeded (the client left
+    /// mid-body) is told [`Exit::Cancelled`]: a rollback there finds
+    /// nothing left to undo.
     fn release(self, exit: Exit) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = exit;
         // Dropped when the release starts rather than when it is first

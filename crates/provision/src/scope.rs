@@ -261,8 +261,11 @@ impl RequestScope {
 
     /// Runs every acquired service's [`settle`](Provide::settle) step, newest
     /// first, once the handler has answered and before the answer is sent.
-    /// Returns the first error; every step runs regardless. Runs at most once
-    /// per scope; later calls return `Ok`.
+    /// Returns the first error; every step runs regardless, and once one has
+    /// failed the steps after it are told the request failed
+    /// (`Exit::Failure` with the error's status, 500 if it has none), since
+    /// that failure is what the client will hear. Runs at most once per
+    /// scope; later calls return `Ok`.
     pub async fn settle(&self, exit: Exit) -> Result<(), Error> {
         if self.inner.settled.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -270,6 +273,7 @@ impl RequestScope {
         let acquired = self.inner.store.snapshot();
         let mut first_error = None;
         let settle_all = async {
+            let mut exit = exit;
             for (info, value) in acquired.iter().rev() {
                 let step = crate::catch_unwind::CatchUnwind::new((info.settle)(value, exit));
                 let error = match step.await {
@@ -288,7 +292,17 @@ impl RequestScope {
                     Some(_) => tracing::warn!(service = info.name(), %error, "settle failed"),
                     None => tracing::error!(service = info.name(), %error, "settle failed"),
                 }
-                first_error.get_or_insert(error);
+                if first_error.is_none() {
+                    // The answer becomes this error: an older service (the
+                    // transaction a newer one wrote through) must not keep
+                    // work the client is told failed.
+                    exit = Exit::Failure(
+                        error
+                            .status()
+                            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                    );
+                    first_error = Some(error);
+                }
             }
         };
         self.clone().enter_while(settle_all).await;

@@ -6,4 +6,9 @@
 fn compile_errors_name_the_missing_service_and_the_lifetime_mistake() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
+    // Every error `#[provide]` produces, and the two promises above kept
+    // through it. One `TestCases`, so the crate and its dependencies are
+    // built once for both sets.
+    #[cfg(feature = "macros")]
+    cases.compile_fail("tests/ui/provide/*.rs");
 }

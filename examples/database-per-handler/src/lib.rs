@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use provision::{App, Dep, Error, Exit, Provide, Registry, Request};
+use provision::{Dep, Error, Exit, Registry, provide};
 use provision_axum::ProvisionLayer;
 
 /// An in-memory stand-in for a database server (or a pool): built once at
@@ -32,11 +32,9 @@ impl FakeDatabase {
     }
 }
 
-impl Provide for FakeDatabase {
-    type Lifetime = App;
-    type Deps = ();
-
-    async fn build(_: ()) -> Result<Self, Error> {
+#[provide(App)]
+impl FakeDatabase {
+    async fn build() -> Result<Self, Error> {
         tracing::info!("database ready");
         Ok(FakeDatabase::default())
     }
@@ -70,11 +68,9 @@ impl Connection {
     }
 }
 
-impl Provide for Connection {
-    type Lifetime = Request;
-    type Deps = (FakeDatabase,);
-
-    async fn build((db,): (Dep<FakeDatabase>,)) -> Result<Self, Error> {
+#[provide(Request)]
+impl Connection {
+    async fn build(db: Dep<FakeDatabase>) -> Result<Self, Error> {
         let id = db.connections_opened.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!("connection {id} opened");
         Ok(Connection { id, db })
@@ -100,11 +96,9 @@ impl AuditLog {
     }
 }
 
-impl Provide for AuditLog {
-    type Lifetime = Request;
-    type Deps = (Connection,);
-
-    async fn build((conn,): (Dep<Connection>,)) -> Result<Self, Error> {
+#[provide(Request)]
+impl AuditLog {
+    async fn build(conn: Dep<Connection>) -> Result<Self, Error> {
         Ok(AuditLog { conn })
     }
 }

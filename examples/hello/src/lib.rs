@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use provision::{Dep, Error, Provide, Registry, Request};
+use provision::{Dep, Error, Registry, provide};
 use provision_axum::ProvisionLayer;
 
 /// Configuration made before startup: a supplied app value, built (that is,
@@ -19,11 +19,9 @@ provision::supplied!(Settings);
 /// startup, but it is never built.
 pub struct Expensive;
 
-impl Provide for Expensive {
-    type Lifetime = Request;
-    type Deps = (Settings,);
-
-    async fn build((settings,): (Dep<Settings>,)) -> Result<Self, Error> {
+#[provide(Request)]
+impl Expensive {
+    async fn build(settings: Dep<Settings>) -> Result<Self, Error> {
         tracing::info!("building Expensive for {}", settings.name);
         Ok(Expensive)
     }

@@ -3,13 +3,13 @@
 //! rolled back on any other outcome.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use provision::{App, Dep, Error, Exit, Provide, Registry, Request};
+use provision::{Dep, Error, Exit, Registry, provide};
 use provision_axum::ProvisionLayer;
 
 /// An in-memory stand-in for a database with a unique constraint on
@@ -41,11 +41,9 @@ impl FakeDatabase {
     }
 }
 
-impl Provide for FakeDatabase {
-    type Lifetime = App;
-    type Deps = ();
-
-    async fn build(_: ()) -> Result<Self, Error> {
+#[provide(App)]
+impl FakeDatabase {
+    async fn build() -> Result<Self, Error> {
         Ok(FakeDatabase::default())
     }
 }
@@ -55,8 +53,9 @@ impl Provide for FakeDatabase {
 pub struct Transaction {
     id: u64,
     db: Dep<FakeDatabase>,
+    // Behind a lock because handlers write through the shared handle
+    // (`Dep<Transaction>`), not because of `settle` or `release`.
     pending: Mutex<Vec<String>>,
-    committed: AtomicBool,
 }
 
 impl Transaction {
@@ -65,74 +64,47 @@ impl Transaction {
     pub fn create_account(&self, name: &str) {
         self.pending.lock().unwrap().push(name.to_owned());
     }
-
-    fn roll_back(&self, why: &str) {
-        let dropped = std::mem::take(&mut *self.pending.lock().unwrap());
-        if !dropped.is_empty() {
-            tracing::info!(
-                "transaction {}: rolled back {} write(s) ({why})",
-                self.id,
-                dropped.len()
-            );
-        }
-    }
 }
 
-impl Provide for Transaction {
-    type Lifetime = Request;
-    type Deps = (FakeDatabase,);
-
-    async fn build((db,): (Dep<FakeDatabase>,)) -> Result<Self, Error> {
+#[provide(Request)]
+impl Transaction {
+    async fn build(db: Dep<FakeDatabase>) -> Result<Self, Error> {
         let id = db.transactions.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!("transaction {id}: begin");
         Ok(Transaction {
             id,
             db,
-            pending: Mutex::new(Vec::new()),
-            committed: AtomicBool::new(false),
+            pending: Mutex::default(),
         })
     }
 
     /// Runs once the handler has answered and before the answer is sent: a
-    /// success status commits, so the client only hears `201` for a write
-    /// that is stored; a failed commit turns the answer into a `409`.
+    /// success commits, so the client only hears `201` for a write that is
+    /// stored; a commit the database refuses answers `409` instead. Any
+    /// other exit (the handler's error, or the error of a service settled
+    /// before this one) leaves the writes to `release`.
     async fn settle(&self, exit: Exit) -> Result<(), Error> {
-        if !exit.is_success() {
-            self.roll_back(exit.label());
-            return Ok(());
+        if exit.is_success() {
+            let writes = std::mem::take(&mut *self.pending.lock().unwrap());
+            self.db.commit(&writes)?;
+            tracing::info!(
+                "transaction {}: committed {} write(s)",
+                self.id,
+                writes.len()
+            );
         }
-        let writes = std::mem::take(&mut *self.pending.lock().unwrap());
-        match self.db.commit(&writes) {
-            Ok(()) => {
-                self.committed.store(true, Ordering::SeqCst);
-                tracing::info!(
-                    "transaction {}: committed {} write(s)",
-                    self.id,
-                    writes.len()
-                );
-                Ok(())
-            }
-            Err(error) => {
-                tracing::info!("transaction {}: commit failed: {error}", self.id);
-                Err(error)
-            }
-        }
+        Ok(())
     }
 
-    /// Runs when the request has ended, however it ended. After a panic or a
-    /// cancelled request `settle` never ran, so whatever is still pending is
-    /// rolled back here.
+    /// Runs when the request has ended, however it ended (after a panic or
+    /// a dropped connection `settle` never ran), with the transaction by
+    /// value: what is still pending is dropped, that is, rolled back.
     async fn release(self, exit: Exit) -> Result<(), Error> {
-        self.roll_back(exit.label());
+        let dropped = self.pending.into_inner().unwrap().len();
         tracing::info!(
-            "transaction {}: end ({}, {})",
+            "transaction {}: end ({}), rolled back {dropped} write(s)",
             self.id,
-            exit.label(),
-            if self.committed.load(Ordering::SeqCst) {
-                "committed"
-            } else {
-                "not committed"
-            }
+            exit.label()
         );
         Ok(())
     }
