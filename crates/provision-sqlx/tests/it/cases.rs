@@ -1,0 +1,319 @@
+//! Each case once, generic over the database; `main.rs` runs it on both.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::{get, post};
+use http::{Method, StatusCode};
+use provision::{Dep, Registry};
+use provision_axum::ProvisionLayer;
+use provision_sqlx::{Conn, Pool, Tx};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use crate::backend::{Backend, Fixture};
+use crate::server::{TestServer, eventually, read_to_end};
+
+/// What the handlers tell the test, and what the test lets them do.
+#[derive(Default)]
+struct Signals {
+    /// A handler has written inside its transaction.
+    inserted: Notify,
+    /// A streaming body may produce its first chunk.
+    gate: Notify,
+}
+provision::supplied!(Signals);
+
+struct Harness<D: Backend> {
+    fixture: Fixture<D>,
+    registry: Registry,
+    server: TestServer,
+    signals: Dep<Signals>,
+}
+
+impl<D: Backend> Harness<D> {
+    async fn start() -> Harness<D> {
+        let fixture = D::fresh().await;
+        let registry = Registry::builder()
+            .supply(Pool::<D>::new(fixture.pool.clone()))
+            .supply(Signals::default())
+            .register::<Tx<D>>()
+            .register::<Conn<D>>()
+            .build()
+            .await
+            .expect("the registry builds");
+        let router = Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/items/{name}", post(create::<D>))
+            .route("/fail/{name}", post(fail::<D>))
+            .route("/panic/{name}", post(panics::<D>))
+            .route("/hang/{name}", post(hang::<D>))
+            .route("/orphan", post(orphan::<D>))
+            .route("/stream/{name}", get(stream::<D>))
+            .route("/conn/{name}", post(autocommit::<D>))
+            .layer(ProvisionLayer::new(registry.clone()));
+        let server = TestServer::start(router).await;
+        let signals = registry.app::<Signals>().unwrap();
+        Harness {
+            fixture,
+            registry,
+            server,
+            signals,
+        }
+    }
+
+    async fn count(&self, table: &'static str) -> i64 {
+        D::count(&self.fixture.pool, table).await
+    }
+
+    /// Connections leased from the pool right now.
+    fn leased(&self) -> u32 {
+        self.fixture.pool.size() - self.fixture.pool.num_idle() as u32
+    }
+
+    /// Connections still leased once the test's own queries have given
+    /// theirs back (sqlx returns a connection to the pool asynchronously),
+    /// when at most one (the request's) should remain.
+    async fn leased_by_the_request(&self) -> u32 {
+        eventually("the test's own connections are back", || self.leased() <= 1).await;
+        self.leased()
+    }
+
+    fn tx_releases(&self) -> u64 {
+        self.registry.probe().releases::<Tx<D>>()
+    }
+
+    /// Waits until every transaction begun has been released and its
+    /// connection is back in the pool.
+    async fn all_released(&self, begun: u64) {
+        eventually("the transactions are released", || {
+            self.tx_releases() == begun
+        })
+        .await;
+        eventually("the connections are back in the pool", || {
+            self.leased() == 0
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        drop(self.signals);
+        self.registry.shutdown().await;
+        assert!(self.fixture.pool.is_closed(), "shutdown closes the pool");
+    }
+}
+
+async fn create<D: Backend>(Dep(tx): Dep<Tx<D>>, Path(name): Path<String>) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    StatusCode::CREATED
+}
+
+async fn fail<D: Backend>(Dep(tx): Dep<Tx<D>>, Path(name): Path<String>) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    StatusCode::UNPROCESSABLE_ENTITY
+}
+
+async fn panics<D: Backend>(Dep(tx): Dep<Tx<D>>, Path(name): Path<String>) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    drop(conn);
+    panic!("the handler panics after writing {name:?}");
+}
+
+async fn hang<D: Backend>(
+    Dep(tx): Dep<Tx<D>>,
+    Dep(signals): Dep<Signals>,
+    Path(name): Path<String>,
+) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    drop(conn);
+    signals.inserted.notify_one();
+    std::future::pending::<()>().await;
+    StatusCode::CREATED
+}
+
+async fn orphan<D: Backend>(Dep(tx): Dep<Tx<D>>) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert_orphan(&mut conn).await.unwrap();
+    StatusCode::CREATED
+}
+
+/// Writes, then answers with a body that holds the transaction: its first
+/// chunk waits for the test's gate; its second tries to write again.
+async fn stream<D: Backend>(
+    Dep(tx): Dep<Tx<D>>,
+    Dep(signals): Dep<Signals>,
+    Path(name): Path<String>,
+) -> Body {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    drop(conn);
+    let chunks = futures_util::stream::unfold(0u8, move |step| {
+        let tx = tx.clone();
+        let signals = signals.clone();
+        async move {
+            let chunk = match step {
+                0 => {
+                    signals.gate.notified().await;
+                    "first\n".to_owned()
+                }
+                1 => match tx.acquire().await {
+                    Ok(mut conn) => match D::insert(&mut conn, "late").await {
+                        Ok(()) => "late write ran\n".to_owned(),
+                        Err(e) => format!("late write failed: {e}\n"),
+                    },
+                    Err(e) => format!("refused: {e}\n"),
+                },
+                _ => return None,
+            };
+            Some((Ok::<_, std::convert::Infallible>(chunk), step + 1))
+        }
+    });
+    Body::from_stream(chunks)
+}
+
+async fn autocommit<D: Backend>(Dep(conn): Dep<Conn<D>>, Path(name): Path<String>) -> StatusCode {
+    let mut conn = conn.acquire().await;
+    D::insert(&mut conn, &name).await.unwrap();
+    StatusCode::CREATED
+}
+
+pub async fn commits_before_the_answer<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let response = h.server.head(Method::POST, "/items/ada").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // The head has arrived, the body is unread: already committed.
+    assert_eq!(h.count("items").await, 1);
+    read_to_end(response).await;
+    h.all_released(1).await;
+    h.stop().await;
+}
+
+pub async fn rolls_back_on_an_error_status<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let (status, _) = h.server.send(Method::POST, "/fail/ada").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    h.all_released(1).await;
+    assert_eq!(h.count("items").await, 0);
+    // Nothing of the rolled-back write is left in the way.
+    let (status, _) = h.server.send(Method::POST, "/items/ada").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(h.count("items").await, 1);
+    h.all_released(2).await;
+    h.stop().await;
+}
+
+pub async fn rolls_back_on_a_panic<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let (status, _) = h.server.send(Method::POST, "/panic/ada").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    h.all_released(1).await;
+    assert_eq!(h.count("items").await, 0);
+    let (status, _) = h.server.send(Method::POST, "/items/ada").await;
+    assert_eq!(status, StatusCode::CREATED);
+    h.all_released(2).await;
+    h.stop().await;
+}
+
+pub async fn rolls_back_when_the_client_leaves<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let mut socket = tokio::net::TcpStream::connect(h.server.addr).await.unwrap();
+    socket
+        .write_all(b"POST /hang/ada HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    h.signals.inserted.notified().await;
+    assert_eq!(h.tx_releases(), 0, "held while the handler runs");
+    assert_eq!(h.leased_by_the_request().await, 1);
+    drop(socket);
+    h.all_released(1).await;
+    assert_eq!(h.count("items").await, 0);
+    let (status, _) = h.server.send(Method::POST, "/items/ada").await;
+    assert_eq!(status, StatusCode::CREATED);
+    h.all_released(2).await;
+    h.stop().await;
+}
+
+pub async fn a_failed_commit_answers_conflict<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let (status, body) = h.server.send(Method::POST, "/orphan").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "the change conflicts with data already stored"})
+    );
+    h.all_released(1).await;
+    assert_eq!(h.count("children").await, 0);
+    // The failed transaction was ended (SQLite keeps it open after a failed
+    // commit; release rolls it back), so the next write goes through.
+    let (status, _) = h.server.send(Method::POST, "/items/ada").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(h.count("items").await, 1);
+    h.all_released(2).await;
+    h.stop().await;
+}
+
+/// axum-sqlx-tx's anti-example: there, a body (or task) that still holds
+/// the transaction when the handler returns makes the middleware skip the
+/// commit, silently. Here the commit runs before the first byte, and the
+/// connection stays leased until the last one.
+pub async fn streaming_body_holding_the_tx_does_not_skip_the_commit<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let response = h.server.head(Method::GET, "/stream/ada").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // No byte of the body can have been produced (it waits for the gate).
+    assert_eq!(h.count("items").await, 1, "committed before the first byte");
+    assert_eq!(h.tx_releases(), 0, "the body still holds the transaction");
+    assert_eq!(
+        h.leased_by_the_request().await,
+        1,
+        "its connection is still leased"
+    );
+    assert_eq!(h.tx_releases(), 0);
+    h.signals.gate.notify_one();
+    let body = read_to_end(response).await;
+    assert!(body.starts_with("first\n"), "{body}");
+    h.all_released(1).await;
+    h.stop().await;
+}
+
+/// The body's write after the commit: refused with an error, never run as
+/// an autocommitted statement outside the transaction.
+pub async fn a_query_after_the_commit_is_refused<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let response = h.server.head(Method::GET, "/stream/ada").await;
+    h.signals.gate.notify_one();
+    let body = read_to_end(response).await;
+    assert_eq!(
+        body,
+        "first\nrefused: the request's transaction has already ended (it commits before the \
+         response is sent): a query here would run outside it\n"
+    );
+    h.all_released(1).await;
+    assert_eq!(h.count("items").await, 1, "only the handler's write");
+    h.stop().await;
+}
+
+pub async fn conn_is_leased_only_when_asked_and_returned<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let probe = h.registry.probe();
+    let (status, _) = h.server.send(Method::GET, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(probe.acquires::<Conn<D>>(), 0);
+    assert_eq!(probe.acquires::<Tx<D>>(), 0);
+    let (status, _) = h.server.send(Method::POST, "/conn/ada").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(h.count("items").await, 1);
+    eventually("the connection is released", || {
+        probe.releases::<Conn<D>>() == 1
+    })
+    .await;
+    eventually("the connection is back in the pool", || h.leased() == 0).await;
+    assert_eq!(probe.acquires::<Tx<D>>(), 0);
+    h.stop().await;
+}
