@@ -23,7 +23,10 @@ use crate::error::{acquire_error, into_error};
 ///   away, a shutdown, or a commit that failed: the transaction is rolled
 ///   back when the request ends (`release`).
 /// * **Never skipped.** The commit runs even when a streaming body or a task
-///   still holds the `Dep<Tx>`: it waits for nobody's handle to go away.
+///   still holds the `Dep<Tx>`: it waits for nobody's handle to go away,
+///   only for a guard from [`acquire`](Tx::acquire) that is held at that
+///   moment to be dropped (so do not keep one across a task's `await` on
+///   the response).
 ///   After the commit, [`acquire`](Tx::acquire) refuses with an error, so
 ///   a streaming body cannot write outside the transaction by accident (no
 ///   silent autocommit).

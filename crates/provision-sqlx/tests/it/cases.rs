@@ -299,6 +299,22 @@ pub async fn a_query_after_the_commit_is_refused<D: Backend>() {
     h.stop().await;
 }
 
+/// More requests at once than the pool has connections: each gets its own
+/// transaction (they wait for a connection, never share one), each commits.
+pub async fn concurrent_requests_each_commit_their_own<D: Backend>() {
+    const REQUESTS: usize = 12;
+    let h = Harness::<D>::start().await;
+    let paths: Vec<String> = (0..REQUESTS).map(|i| format!("/items/n{i}")).collect();
+    let statuses =
+        futures_util::future::join_all(paths.iter().map(|p| h.server.send(Method::POST, p))).await;
+    for (status, body) in statuses {
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    assert_eq!(h.count("items").await, REQUESTS as i64);
+    h.all_released(REQUESTS as u64).await;
+    h.stop().await;
+}
+
 pub async fn conn_is_leased_only_when_asked_and_returned<D: Backend>() {
     let h = Harness::<D>::start().await;
     let probe = h.registry.probe();

@@ -39,6 +39,10 @@ mod postgres {
         cases::a_query_after_the_commit_is_refused::<Postgres>().await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_each_commit_their_own() {
+        cases::concurrent_requests_each_commit_their_own::<Postgres>().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conn_is_leased_only_when_asked_and_returned() {
         cases::conn_is_leased_only_when_asked_and_returned::<Postgres>().await;
     }
@@ -75,6 +79,10 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_query_after_the_commit_is_refused() {
         cases::a_query_after_the_commit_is_refused::<Sqlite>().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_each_commit_their_own() {
+        cases::concurrent_requests_each_commit_their_own::<Sqlite>().await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conn_is_leased_only_when_asked_and_returned() {
