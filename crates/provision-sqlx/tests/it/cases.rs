@@ -5,7 +5,10 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{get, post};
 use http::{Method, StatusCode};
-use provision::{Dep, Registry};
+use std::any::TypeId;
+use std::sync::{Arc, Mutex};
+
+use provision::{Dep, Error, Exit, Observer, Registry, ServiceInfo};
 use provision_axum::ProvisionLayer;
 use provision_sqlx::{Conn, Pool, Tx};
 use tokio::io::AsyncWriteExt;
@@ -24,7 +27,38 @@ struct Signals {
 }
 provision::supplied!(Signals);
 
+/// Every release of every service: its type, the exit it was told, and
+/// whether it failed.
+#[derive(Clone, Default)]
+struct Releases(Arc<Mutex<Vec<(TypeId, Exit, bool)>>>);
+
+impl Observer for Releases {
+    fn released(&self, service: &ServiceInfo, exit: Exit, error: Option<&Error>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((service.type_id(), exit, error.is_some()));
+    }
+}
+
+impl Releases {
+    /// The exits the releases of `T` were told; each must have succeeded.
+    fn of<T: 'static>(&self) -> Vec<Exit> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _, _)| *id == TypeId::of::<T>())
+            .map(|&(_, exit, failed)| {
+                assert!(!failed, "a release failed");
+                exit
+            })
+            .collect()
+    }
+}
+
 struct Harness<D: Backend> {
+    releases: Releases,
     fixture: Fixture<D>,
     registry: Registry,
     server: TestServer,
@@ -34,7 +68,9 @@ struct Harness<D: Backend> {
 impl<D: Backend> Harness<D> {
     async fn start() -> Harness<D> {
         let fixture = D::fresh().await;
+        let releases = Releases::default();
         let registry = Registry::builder()
+            .observer(releases.clone())
             .supply(Pool::<D>::new(fixture.pool.clone()))
             .supply(Signals::default())
             .register::<Tx<D>>()
@@ -55,6 +91,7 @@ impl<D: Backend> Harness<D> {
         let server = TestServer::start(router).await;
         let signals = registry.app::<Signals>().unwrap();
         Harness {
+            releases,
             fixture,
             registry,
             server,
@@ -79,6 +116,11 @@ impl<D: Backend> Harness<D> {
         self.leased()
     }
 
+    /// How each transaction's request ended, as its release was told.
+    fn tx_exits(&self) -> Vec<Exit> {
+        self.releases.of::<Tx<D>>()
+    }
+
     fn tx_releases(&self) -> u64 {
         self.registry.probe().releases::<Tx<D>>()
     }
@@ -87,7 +129,7 @@ impl<D: Backend> Harness<D> {
     /// connection is back in the pool.
     async fn all_released(&self, begun: u64) {
         eventually("the transactions are released", || {
-            self.tx_releases() == begun
+            self.tx_releases() == begun && self.tx_exits().len() as u64 == begun
         })
         .await;
         eventually("the connections are back in the pool", || {
@@ -97,6 +139,17 @@ impl<D: Backend> Harness<D> {
     }
 
     async fn stop(self) {
+        for report in [
+            self.registry.probe().report::<Tx<D>>(),
+            self.registry.probe().report::<Conn<D>>(),
+        ] {
+            assert_eq!(
+                (report.held, report.escapes, report.release_failures),
+                (0, 0, 0),
+                "{}",
+                report.name
+            );
+        }
         self.server.stop().await;
         drop(self.signals);
         self.registry.shutdown().await;
@@ -190,6 +243,7 @@ pub async fn commits_before_the_answer<D: Backend>() {
     assert_eq!(h.count("items").await, 1);
     read_to_end(response).await;
     h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::CREATED)]);
     h.stop().await;
 }
 
@@ -198,6 +252,10 @@ pub async fn rolls_back_on_an_error_status<D: Backend>() {
     let (status, _) = h.server.send(Method::POST, "/fail/ada").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     h.all_released(1).await;
+    assert_eq!(
+        h.tx_exits(),
+        [Exit::Failure(StatusCode::UNPROCESSABLE_ENTITY)]
+    );
     assert_eq!(h.count("items").await, 0);
     // Nothing of the rolled-back write is left in the way.
     let (status, _) = h.server.send(Method::POST, "/items/ada").await;
@@ -212,6 +270,7 @@ pub async fn rolls_back_on_a_panic<D: Backend>() {
     let (status, _) = h.server.send(Method::POST, "/panic/ada").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Panic]);
     assert_eq!(h.count("items").await, 0);
     let (status, _) = h.server.send(Method::POST, "/items/ada").await;
     assert_eq!(status, StatusCode::CREATED);
@@ -231,6 +290,7 @@ pub async fn rolls_back_when_the_client_leaves<D: Backend>() {
     assert_eq!(h.leased_by_the_request().await, 1);
     drop(socket);
     h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Cancelled]);
     assert_eq!(h.count("items").await, 0);
     let (status, _) = h.server.send(Method::POST, "/items/ada").await;
     assert_eq!(status, StatusCode::CREATED);
@@ -248,6 +308,8 @@ pub async fn a_failed_commit_answers_conflict<D: Backend>() {
         serde_json::json!({"error": "the change conflicts with data already stored"})
     );
     h.all_released(1).await;
+    // Release is told the answer the client got, not the handler's 201.
+    assert_eq!(h.tx_exits(), [Exit::Failure(StatusCode::CONFLICT)]);
     assert_eq!(h.count("children").await, 0);
     // The failed transaction was ended (SQLite keeps it open after a failed
     // commit; release rolls it back), so the next write goes through.
@@ -279,6 +341,7 @@ pub async fn streaming_body_holding_the_tx_does_not_skip_the_commit<D: Backend>(
     let body = read_to_end(response).await;
     assert!(body.starts_with("first\n"), "{body}");
     h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::OK)]);
     h.stop().await;
 }
 
@@ -295,6 +358,7 @@ pub async fn a_query_after_the_commit_is_refused<D: Backend>() {
          response is sent): a query here would run outside it\n"
     );
     h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::OK)]);
     assert_eq!(h.count("items").await, 1, "only the handler's write");
     h.stop().await;
 }
@@ -312,6 +376,7 @@ pub async fn concurrent_requests_each_commit_their_own<D: Backend>() {
     }
     assert_eq!(h.count("items").await, REQUESTS as i64);
     h.all_released(REQUESTS as u64).await;
+    assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::CREATED); REQUESTS]);
     h.stop().await;
 }
 
