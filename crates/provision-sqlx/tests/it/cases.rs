@@ -22,8 +22,11 @@ use crate::server::{TestServer, eventually, read_to_end};
 struct Signals {
     /// A handler has written inside its transaction.
     inserted: Notify,
-    /// A streaming body may produce its first chunk.
+    /// A streaming body may produce its first chunk; a task may go on.
     gate: Notify,
+    /// What a task spawned by a handler got when it tried the transaction.
+    task_outcome: Mutex<Option<String>>,
+    task_done: Notify,
 }
 provision::supplied!(Signals);
 
@@ -87,6 +90,7 @@ impl<D: Backend> Harness<D> {
             .route("/orphan", post(orphan::<D>))
             .route("/stream/{name}", get(stream::<D>))
             .route("/conn/{name}", post(autocommit::<D>))
+            .route("/task/{name}", post(with_task::<D>))
             .layer(ProvisionLayer::new(registry.clone()));
         let server = TestServer::start(router).await;
         let signals = registry.app::<Signals>().unwrap();
@@ -229,6 +233,28 @@ async fn stream<D: Backend>(
     Body::from_stream(chunks)
 }
 
+/// Writes, then leaves a task holding the transaction: it waits for the
+/// test's gate, then tries to write again.
+async fn with_task<D: Backend>(
+    Dep(tx): Dep<Tx<D>>,
+    Dep(signals): Dep<Signals>,
+    Path(name): Path<String>,
+) -> StatusCode {
+    let mut conn = tx.acquire().await.unwrap();
+    D::insert(&mut conn, &name).await.unwrap();
+    drop(conn);
+    provision_axum::spawn(async move {
+        signals.gate.notified().await;
+        let outcome = match tx.acquire().await {
+            Ok(_) => "acquired".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        *signals.task_outcome.lock().unwrap() = Some(outcome);
+        signals.task_done.notify_one();
+    });
+    StatusCode::ACCEPTED
+}
+
 async fn autocommit<D: Backend>(Dep(conn): Dep<Conn<D>>, Path(name): Path<String>) -> StatusCode {
     let mut conn = conn.acquire().await;
     D::insert(&mut conn, &name).await.unwrap();
@@ -342,6 +368,29 @@ pub async fn streaming_body_holding_the_tx_does_not_skip_the_commit<D: Backend>(
     assert!(body.starts_with("first\n"), "{body}");
     h.all_released(1).await;
     assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::OK)]);
+    h.stop().await;
+}
+
+/// axum-sqlx-tx's other case of a handle held elsewhere: a task the handler
+/// left running. The commit still runs before the answer; the task, later,
+/// is refused.
+pub async fn a_task_holding_the_tx_does_not_skip_the_commit<D: Backend>() {
+    let h = Harness::<D>::start().await;
+    let (status, _) = h.server.send(Method::POST, "/task/ada").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(h.count("items").await, 1, "committed before the answer");
+    assert_eq!(h.tx_releases(), 0, "the task still holds the transaction");
+    h.signals.gate.notify_one();
+    h.signals.task_done.notified().await;
+    assert_eq!(
+        h.signals.task_outcome.lock().unwrap().as_deref(),
+        Some(
+            "refused: the request's transaction has already ended (it commits before the \
+             response is sent): a query here would run outside it"
+        )
+    );
+    h.all_released(1).await;
+    assert_eq!(h.tx_exits(), [Exit::Success(StatusCode::ACCEPTED)]);
     h.stop().await;
 }
 

@@ -35,6 +35,10 @@ mod postgres {
         cases::streaming_body_holding_the_tx_does_not_skip_the_commit::<Postgres>().await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_holding_the_tx_does_not_skip_the_commit() {
+        cases::a_task_holding_the_tx_does_not_skip_the_commit::<Postgres>().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_query_after_the_commit_is_refused() {
         cases::a_query_after_the_commit_is_refused::<Postgres>().await;
     }
@@ -75,6 +79,10 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn streaming_body_holding_the_tx_does_not_skip_the_commit() {
         cases::streaming_body_holding_the_tx_does_not_skip_the_commit::<Sqlite>().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_holding_the_tx_does_not_skip_the_commit() {
+        cases::a_task_holding_the_tx_does_not_skip_the_commit::<Sqlite>().await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_query_after_the_commit_is_refused() {
