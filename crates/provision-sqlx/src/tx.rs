@@ -5,6 +5,7 @@ use http::StatusCode;
 use provision::{Dep, Error, Exit, Provide, Request};
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
+use sqlx::{SqlSafeStr, SqlStr};
 use sqlx_core::transaction::TransactionManager;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
@@ -30,6 +31,11 @@ use crate::error::{acquire_error, into_error};
 ///   After the commit, [`acquire`](Tx::acquire) refuses with an error, so
 ///   a streaming body cannot write outside the transaction by accident (no
 ///   silent autocommit).
+/// * **SQLite writers queue at the begin.** On SQLite the transaction
+///   begins with `BEGIN IMMEDIATE` (it takes the write lock at once), so a
+///   request that reads and then writes cannot fail on a stale snapshot;
+///   concurrent writers wait for each other (the pool's busy timeout). For
+///   reads, ask for a [`Conn`](crate::Conn).
 /// * **One connection to the last byte.** The connection stays leased until
 ///   the response's last byte has been sent (or the request was dropped),
 ///   then goes back to the pool.
@@ -91,13 +97,23 @@ impl<DB: Database> Tx<DB> {
     }
 }
 
+/// How the transaction begins: the database's default, except on SQLite,
+/// where a deferred `BEGIN` takes the write lock only at the first write,
+/// and a transaction that read before another writer committed then fails
+/// that write with `SQLITE_BUSY` (its snapshot is stale), which no busy
+/// timeout cures. `BEGIN IMMEDIATE` takes the lock up front: other writers
+/// wait (up to their busy timeout) instead.
+fn begin_statement<DB: Database>() -> Option<SqlStr> {
+    (DB::NAME == "SQLite").then(|| "BEGIN IMMEDIATE".into_sql_str())
+}
+
 impl<DB: Database> Provide for Tx<DB> {
     type Lifetime = Request;
     type Deps = (Pool<DB>,);
 
     async fn build((pool,): (Dep<Pool<DB>>,)) -> Result<Self, Error> {
         let mut conn = pool.acquire().await.map_err(acquire_error)?;
-        DB::TransactionManager::begin(&mut conn, None)
+        DB::TransactionManager::begin(&mut conn, begin_statement::<DB>())
             .await
             .map_err(acquire_error)?;
         Ok(Tx {

@@ -17,6 +17,9 @@ const SCHEMA: &str = "
     );
 ";
 
+/// The SQLite database's file name in its fixture's directory.
+pub const SQLITE_FILE: &str = "test.db";
+
 /// The pool size every test uses: small, so a connection that is not given
 /// back shows up in `num_idle`.
 pub const POOL_SIZE: u32 = 3;
@@ -25,7 +28,8 @@ pub const POOL_SIZE: u32 = 3;
 /// directory).
 pub struct Fixture<DB: Database> {
     pub pool: sqlx::Pool<DB>,
-    _keep: Option<tempfile::TempDir>,
+    /// The SQLite file's directory.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 pub trait Backend: Database {
@@ -43,6 +47,9 @@ pub trait Backend: Database {
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + '_;
 
+    /// How many items this connection sees (a read inside a `Tx`).
+    fn count_in(conn: &mut Self::Connection) -> impl Future<Output = i64> + Send + '_;
+
     /// How many committed rows `table` has, seen from another connection.
     fn count(pool: &sqlx::Pool<Self>, table: &'static str) -> impl Future<Output = i64> + Send;
 }
@@ -57,7 +64,7 @@ impl Backend for Postgres {
             .await
             .expect("connects to the throwaway cluster");
         sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
-        Fixture { pool, _keep: None }
+        Fixture { pool, dir: None }
     }
 
     async fn insert(conn: &mut sqlx::PgConnection, name: &str) -> Result<(), sqlx::Error> {
@@ -66,6 +73,14 @@ impl Backend for Postgres {
             .execute(conn)
             .await
             .map(drop)
+    }
+
+    async fn count_in(conn: &mut sqlx::PgConnection) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(count_sql("items"))
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        n
     }
 
     async fn insert_orphan(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
@@ -90,7 +105,7 @@ impl Backend for Sqlite {
         // WAL: a reader sees what is committed while a writer is open,
         // as on PostgreSQL. sqlx turns foreign keys on by default.
         let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("test.db"))
+            .filename(dir.path().join(SQLITE_FILE))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true);
@@ -102,7 +117,7 @@ impl Backend for Sqlite {
         sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
         Fixture {
             pool,
-            _keep: Some(dir),
+            dir: Some(dir),
         }
     }
 
@@ -112,6 +127,14 @@ impl Backend for Sqlite {
             .execute(conn)
             .await
             .map(drop)
+    }
+
+    async fn count_in(conn: &mut sqlx::SqliteConnection) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(count_sql("items"))
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        n
     }
 
     async fn insert_orphan(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {

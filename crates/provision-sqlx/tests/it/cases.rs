@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{get, post};
 use http::{Method, StatusCode};
+use sqlx::ConnectOptions;
 use std::any::TypeId;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ use provision_sqlx::{Conn, Pool, Tx};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
-use crate::backend::{Backend, Fixture};
+use crate::backend::{Backend, Fixture, SQLITE_FILE};
 use crate::server::{TestServer, eventually, read_to_end};
 
 /// What the handlers tell the test, and what the test lets them do.
@@ -91,6 +92,7 @@ impl<D: Backend> Harness<D> {
             .route("/stream/{name}", get(stream::<D>))
             .route("/conn/{name}", post(autocommit::<D>))
             .route("/task/{name}", post(with_task::<D>))
+            .route("/read-then-write/{name}", post(read_then_write::<D>))
             .layer(ProvisionLayer::new(registry.clone()));
         let server = TestServer::start(router).await;
         let signals = registry.app::<Signals>().unwrap();
@@ -231,6 +233,25 @@ async fn stream<D: Backend>(
         }
     });
     Body::from_stream(chunks)
+}
+
+/// Reads inside the transaction, waits for the test's gate, then writes:
+/// the pattern (check, then insert) that a transaction exists for.
+async fn read_then_write<D: Backend>(
+    Dep(tx): Dep<Tx<D>>,
+    Dep(signals): Dep<Signals>,
+    Path(name): Path<String>,
+) -> (StatusCode, String) {
+    let mut conn = tx.acquire().await.unwrap();
+    let before = D::count_in(&mut conn).await;
+    drop(conn);
+    signals.inserted.notify_one();
+    signals.gate.notified().await;
+    let mut conn = tx.acquire().await.unwrap();
+    match D::insert(&mut conn, &name).await {
+        Ok(()) => (StatusCode::CREATED, format!("{before} before")),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Writes, then leaves a task holding the transaction: it waits for the
@@ -445,5 +466,41 @@ pub async fn conn_is_leased_only_when_asked_and_returned<D: Backend>() {
     .await;
     eventually("the connection is back in the pool", || h.leased() == 0).await;
     assert_eq!(probe.acquires::<Tx<D>>(), 0);
+    h.stop().await;
+}
+
+/// SQLite only. A transaction that reads, then writes, must not find its
+/// snapshot stale when it comes to write (another writer committed in
+/// between: `SQLITE_BUSY`, which no busy timeout cures). So a `Tx` on
+/// SQLite takes the write lock when it begins (`BEGIN IMMEDIATE`), as the
+/// reference service's SQLite store does: another writer waits for it
+/// instead.
+pub async fn sqlite_tx_holds_the_write_lock_from_its_begin() {
+    let h = Harness::<sqlx::Sqlite>::start().await;
+    let addr = h.server.addr;
+    let request = tokio::spawn(async move {
+        crate::server::send_to(addr, Method::POST, "/read-then-write/ada").await
+    });
+    h.signals.inserted.notified().await; // it has read, and waits
+    let file = h.fixture.dir.as_ref().unwrap().path().join(SQLITE_FILE);
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let other_write = sqlx::query("INSERT INTO items (name) VALUES ('other')")
+        .execute(&mut other)
+        .await;
+    let refused = other_write.expect_err("another writer must wait for the request's transaction");
+    assert!(
+        refused.to_string().contains("database is locked"),
+        "{refused}"
+    );
+    h.signals.gate.notify_one();
+    let (status, body) = request.await.unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::CREATED, "0 before"));
+    h.all_released(1).await;
+    assert_eq!(h.count("items").await, 1);
     h.stop().await;
 }

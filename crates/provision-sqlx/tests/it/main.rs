@@ -57,6 +57,11 @@ mod sqlite {
     use sqlx::Sqlite;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tx_holds_the_write_lock_from_its_begin() {
+        cases::sqlite_tx_holds_the_write_lock_from_its_begin().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_before_the_answer() {
         cases::commits_before_the_answer::<Sqlite>().await;
     }

@@ -38,26 +38,35 @@ impl TestServer {
 
     /// The response once its head has arrived; the body is still unread.
     pub async fn head(&self, method: Method, path: &str) -> Response<Incoming> {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .body(Empty::new())
-            .unwrap();
-        client.request(request).await.expect("the server answers")
+        head(self.addr, method, path).await
     }
 
     /// The status and the whole body as text.
     pub async fn send(&self, method: Method, path: &str) -> (StatusCode, String) {
-        let response = self.head(method, path).await;
-        let status = response.status();
-        (status, read_to_end(response).await)
+        send_to(self.addr, method, path).await
     }
 
     pub async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap();
     }
+}
+
+pub async fn head(addr: SocketAddr, method: Method, path: &str) -> Response<Incoming> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(request).await.expect("the server answers")
+}
+
+/// The status and the whole body as text.
+pub async fn send_to(addr: SocketAddr, method: Method, path: &str) -> (StatusCode, String) {
+    let response = head(addr, method, path).await;
+    let status = response.status();
+    (status, read_to_end(response).await)
 }
 
 pub async fn read_to_end(response: Response<Incoming>) -> String {
