@@ -184,6 +184,24 @@ impl Registry {
         self.inner.uses_request_head.load(Ordering::Relaxed)
     }
 
+    /// Whether the [`RequestHead`] must be seeded into a request's scope
+    /// before service `T` can be built there: whether any known service
+    /// depends on it, once `T` itself is known.
+    ///
+    /// A registered service is known from the start. An unregistered one
+    /// (allowed: it is validated on first use) becomes known here, so that
+    /// an integration asks this before resolving `T`, while the request's
+    /// head is still at hand, instead of finding out during `T`'s first
+    /// build, when it is too late to seed it.
+    pub fn needs_request_head<T: Provide>(&self) -> bool {
+        if self.uses_request_head() {
+            return true;
+        }
+        // A cycle is reported by the build itself, with its context.
+        let _ = self.validate(ServiceInfo::of::<T>());
+        self.uses_request_head()
+    }
+
     /// Whether [`shutdown`](Registry::shutdown) has begun. Integrations use
     /// it to tell a request cut short by shutdown from one whose client left.
     pub fn is_shutting_down(&self) -> bool {

@@ -156,6 +156,12 @@ impl RequestScope {
         }
     }
 
+    /// A handle that builds service `T` in this scope when it is first
+    /// used ([`Lazy::get`](crate::Lazy::get)), not now.
+    pub fn lazy<T: Provide>(&self) -> crate::Lazy<T> {
+        crate::Lazy::new(self.clone())
+    }
+
     /// The value of `T` if it can be had without building anything: an app
     /// service, or a request service this request already built.
     pub fn cached<T: Provide>(&self) -> Option<Dep<T>> {
