@@ -532,6 +532,15 @@ impl RegistryBuilder {
     /// depends on. Registered app services are built by
     /// [`build`](RegistryBuilder::build); request and transient ones are
     /// validated then and built per request.
+    ///
+    /// Registering is recommended, not required: a service nobody
+    /// registered is validated when a request first asks for it (before
+    /// anything is built, so one that depends on the
+    /// [`RequestHead`] gets it on that first request too), and an
+    /// unregistered app service is built on first use, with a warning. What
+    /// registering adds is failing at startup instead of on a request (a
+    /// cycle, an app service that fails to build) and the service in
+    /// [`Registry::graph`].
     pub fn register<T: Provide>(mut self) -> Self {
         let info = ServiceInfo::of::<T>();
         if !self.roots.contains(&info) {
