@@ -65,17 +65,28 @@ struct Inner {
     /// Owns app values and their release order.
     app_store: Store,
     overrides: TypeIdMap<Override>,
-    /// Read on every build, so keyed without SipHash (see `TypeIdHasher`).
-    stats: RwLock<TypeIdMap<Arc<ServiceStats>>>,
-    stats_order: Mutex<Vec<Arc<ServiceStats>>>,
-    /// Services whose dependency closure has been checked for cycles.
-    validated: RwLock<HashSet<TypeId, BuildHasherDefault<TypeIdHasher>>>,
+    /// Read on every build; written once per service type.
+    known: RwLock<Known>,
     uses_request_head: AtomicBool,
     started: AtomicBool,
     open_scopes: AtomicUsize,
     shutting_down: AtomicBool,
     shutdown: Mutex<Shutdown>,
     observer: Option<Arc<dyn Observer>>,
+}
+
+/// What the registry has learnt about the services it has met, under one
+/// lock: which were validated, and the counters of those built.
+#[derive(Default)]
+struct Known {
+    /// Services whose dependency closure has been checked for cycles.
+    validated: HashSet<TypeId, BuildHasherDefault<TypeIdHasher>>,
+    /// Counters by service, keyed without SipHash (see `TypeIdHasher`).
+    /// A service has counters only once it was validated.
+    stats: TypeIdMap<Arc<ServiceStats>>,
+    /// The same counters in the order services were first built, for
+    /// reports.
+    order: Vec<Arc<ServiceStats>>,
 }
 
 #[derive(Default)]
@@ -435,86 +446,61 @@ impl Registry {
             return Ok(stats);
         }
         self.validate(info)?;
-        Ok(self.stats(info))
+        let mut known = self.write_known();
+        let Known { stats, order, .. } = &mut *known;
+        let stats = stats.entry(info.type_id()).or_insert_with(|| {
+            let stats = Arc::new(ServiceStats::new(info));
+            order.push(stats.clone());
+            stats
+        });
+        Ok(stats.clone())
     }
 
     /// Checks once per service type that its dependency closure has no
     /// cycle (which would otherwise deadlock its first build).
     fn validate(&self, info: &'static ServiceInfo) -> Result<(), Error> {
-        let id = info.type_id();
-        if self
-            .inner
-            .validated
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&id)
-        {
+        if self.read_known().validated.contains(&info.type_id()) {
             return Ok(());
         }
+        // Outside the lock: it walks the whole closure.
         let closure = graph::in_build_order(&[info])?;
         self.mark_validated(&closure);
         Ok(())
     }
 
     fn mark_validated(&self, services: &[&'static ServiceInfo]) {
-        let mut validated = self
-            .inner
-            .validated
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut known = self.write_known();
         for s in services {
-            validated.insert(s.type_id());
+            known.validated.insert(s.type_id());
             if s.type_id() == TypeId::of::<RequestHead>() {
                 self.inner.uses_request_head.store(true, Ordering::Relaxed);
             }
         }
     }
 
-    fn stats(&self, info: &'static ServiceInfo) -> Arc<ServiceStats> {
-        let id = info.type_id();
-        if let Some(stats) = self
-            .inner
-            .stats
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-        {
-            return stats.clone();
-        }
-        let mut map = self
-            .inner
-            .stats
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.entry(id)
-            .or_insert_with(|| {
-                let stats = Arc::new(ServiceStats::new(info));
-                self.inner
-                    .stats_order
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(stats.clone());
-                stats
-            })
-            .clone()
-    }
-
     /// The counters of a service, if it has any (without creating them).
     pub(crate) fn existing_stats(&self, info: &'static ServiceInfo) -> Option<Arc<ServiceStats>> {
-        self.inner
-            .stats
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&info.type_id())
-            .cloned()
+        self.read_known().stats.get(&info.type_id()).cloned()
     }
 
     pub(crate) fn all_stats(&self) -> Vec<Arc<ServiceStats>> {
+        self.read_known().order.clone()
+    }
+
+    fn read_known(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        // No user code runs under this lock, so a poisoned one can only come
+        // from an allocation failure mid-insert; the sets are still whole.
         self.inner
-            .stats_order
-            .lock()
+            .known
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    }
+
+    fn write_known(&self) -> std::sync::RwLockWriteGuard<'_, Known> {
+        self.inner
+            .known
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -630,9 +616,7 @@ impl RegistryBuilder {
                 app_ready: RwLock::new(Vec::new()),
                 app_store: Store::new(),
                 overrides: self.overrides,
-                stats: RwLock::default(),
-                stats_order: Mutex::new(Vec::new()),
-                validated: RwLock::default(),
+                known: RwLock::default(),
                 uses_request_head: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 open_scopes: AtomicUsize::new(0),
