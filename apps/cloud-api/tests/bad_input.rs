@@ -483,6 +483,20 @@ fn matrix(ids: &Ids) -> Vec<Cell> {
             .json(body),
         );
     }
+    // A bad body for a scope that does not exist: the body is refused
+    // first, without looking the scope up.
+    let absent = [&999_999 as &dyn ToString];
+    cells.push(
+        cell(
+            "POST /api/scopes/999999/sources: empty name",
+            M::POST,
+            "/api/scopes/{scope_id}/sources",
+            &absent,
+            400,
+            "name",
+        )
+        .json(json!({"name": "", "kind": "mcp", "url": "https://x.example.com"})),
+    );
     cells
 }
 
@@ -642,6 +656,56 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
             (k.to_owned(), v.to_owned())
         })
         .collect()
+}
+
+/// The token's shape is checked as the request is extracted, before its
+/// body is read: no token is a 401 whatever the body. Whether a well-formed
+/// token is known takes the database, so it is asked only once the input
+/// has passed: an unknown token with a bad body is a 400.
+#[tokio::test]
+async fn the_token_is_checked_for_shape_first_and_looked_up_last() {
+    let app = TestApp::start(Backend::PostgresPerRequest).await;
+    app.user("Ada", "ada@example.com").await;
+    let server = Server::connect(&app).await;
+    let before = counts(&app, &server).await;
+    let bad_body = |r: reqwest::RequestBuilder| {
+        r.header("content-type", "application/json")
+            .body("{\"name\": ")
+    };
+    let no_token = app
+        .raw(Method::POST, "/api/users", &[], bad_body)
+        .await
+        .expect(401);
+    assert_eq!(
+        no_token.error(),
+        "missing bearer token: send `Authorization: Bearer <token>`"
+    );
+    let unknown = app
+        .raw(Method::POST, "/api/users", &[], |r| {
+            bad_body(r.bearer_auth("pv_9_00ff"))
+        })
+        .await
+        .expect(400);
+    assert!(unknown.error().contains("JSON"), "{}", unknown.error());
+    assert_eq!(
+        counts(&app, &server).await,
+        before,
+        "neither opened a connection"
+    );
+    let unknown = app
+        .post(
+            "/api/users",
+            &[],
+            Some("pv_9_00ff"),
+            json!({"name": "Grace", "email": "g@example.com"}),
+        )
+        .await
+        .expect(401);
+    assert_eq!(
+        unknown.error(),
+        "the bearer token is invalid or has been revoked"
+    );
+    app.stop().await;
 }
 
 #[tokio::test]
