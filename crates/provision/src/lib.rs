@@ -125,6 +125,7 @@ mod resolver;
 mod scope;
 mod service;
 mod store;
+mod wait_list;
 
 pub use ambient::Scoped;
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};

@@ -7,7 +7,7 @@ use std::future::{Future, poll_fn};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use crate::graph::{self, Graph};
 use crate::lifetime::LifetimeKind;
@@ -16,6 +16,7 @@ use crate::resolver::Resolver;
 use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
 use crate::store::{Store, release_all};
+use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
 
 type Override = Arc<dyn Fn() -> BoxFuture<'static, Result<AnyArc, Error>> + Send + Sync>;
@@ -91,9 +92,9 @@ struct Known {
 
 #[derive(Default)]
 struct Shutdown {
-    scope_waiters: Vec<Waker>,
+    scope_waiters: WaitList,
     done: bool,
-    done_waiters: Vec<Waker>,
+    done_waiters: WaitList,
 }
 
 /// Assembles a [`Registry`]: which services exist, values supplied from
@@ -233,7 +234,7 @@ impl Registry {
             if self.inner.open_scopes.load(Ordering::SeqCst) == 0 {
                 Poll::Ready(())
             } else {
-                shutdown.scope_waiters.push(cx.waker().clone());
+                shutdown.scope_waiters.register(cx.waker());
                 Poll::Pending
             }
         })
@@ -244,7 +245,7 @@ impl Registry {
             shutdown.done = true;
             std::mem::take(&mut shutdown.done_waiters)
         };
-        waiters.into_iter().for_each(Waker::wake);
+        waiters.wake_all();
     }
 
     /// Releases app services, newest first. The fast-lookup copies are
@@ -266,7 +267,7 @@ impl Registry {
             if shutdown.done {
                 Poll::Ready(())
             } else {
-                shutdown.done_waiters.push(cx.waker().clone());
+                shutdown.done_waiters.register(cx.waker());
                 Poll::Pending
             }
         })
@@ -288,7 +289,7 @@ impl Registry {
             && self.inner.shutting_down.load(Ordering::SeqCst)
         {
             let waiters = std::mem::take(&mut self.lock_shutdown().scope_waiters);
-            waiters.into_iter().for_each(Waker::wake);
+            waiters.wake_all();
         }
     }
 
