@@ -24,7 +24,9 @@ use crate::{Dep, Error, Provide, RequestScope};
 /// Extracting a `Lazy<T>` builds nothing; it only remembers the request's
 /// scope (and, when some service depends on it, copies the
 /// [`RequestHead`](crate::RequestHead), which is gone once the body has
-/// been read). The value is memoised by the scope like any `Dep<T>`: two
+/// been read). That opens the scope, as any ask does: a request whose
+/// handler takes a `Lazy<T>` pays for a scope (one allocation, closed on
+/// the idle fast path) even if it never calls `get`. The value is memoised by the scope like any `Dep<T>`: two
 /// `get`s of a request service build it once, and it is released when the
 /// request ends, like everything else in the scope.
 ///
