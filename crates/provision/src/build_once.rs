@@ -3,17 +3,18 @@
 
 use std::future::poll_fn;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use crate::Error;
 use crate::service::AnyArc;
+use crate::wait_list::WaitList;
 
 pub(crate) struct BuildOnce {
     state: Mutex<State>,
 }
 
 enum State {
-    Pending(Vec<Waker>),
+    Pending(WaitList),
     Done(Result<AnyArc, Error>),
     /// The building task was dropped before it finished (its request was
     /// cancelled); a waiter should try to build the service itself.
@@ -23,7 +24,7 @@ enum State {
 impl BuildOnce {
     pub(crate) fn new() -> BuildOnce {
         BuildOnce {
-            state: Mutex::new(State::Pending(Vec::new())),
+            state: Mutex::new(State::Pending(WaitList::default())),
         }
     }
 
@@ -37,8 +38,8 @@ impl BuildOnce {
 
     fn finish(&self, outcome: State) {
         let previous = std::mem::replace(&mut *self.lock(), outcome);
-        if let State::Pending(wakers) = previous {
-            wakers.into_iter().for_each(Waker::wake);
+        if let State::Pending(waiters) = previous {
+            waiters.wake_all();
         }
     }
 
@@ -47,10 +48,8 @@ impl BuildOnce {
         poll_fn(|cx| {
             let mut state = self.lock();
             match &mut *state {
-                State::Pending(wakers) => {
-                    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                        wakers.push(cx.waker().clone());
-                    }
+                State::Pending(waiters) => {
+                    waiters.register(cx.waker());
                     Poll::Pending
                 }
                 State::Done(result) => Poll::Ready(Some(result.clone())),

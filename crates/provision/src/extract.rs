@@ -1,4 +1,4 @@
-//! `Dep<T>` as an axum extractor (feature `axum`).
+//! `Dep<T>` and `Lazy<T>` as axum extractors (feature `axum`).
 //!
 //! This lives in the core crate, not in `provision-axum`, because Rust lets a
 //! trait be implemented for a type only in the crate of one or the other.
@@ -12,7 +12,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{Dep, Error, Provide, RequestHead, RequestScope, ambient};
+use crate::{Dep, Error, Lazy, Provide, RequestHead, RequestScope, ambient};
 
 impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
     type Rejection = Rejection;
@@ -30,12 +30,38 @@ impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
             if let Some(dep) = scope.cached::<T>() {
                 return Ok(Extraction::Ready(Some(Ok(dep))));
             }
-            if scope.registry().uses_request_head() && !scope.contains::<RequestHead>() {
-                scope.seed(RequestHead::from_parts(parts));
-            }
+            seed_head::<T>(scope, parts);
             Ok(Extraction::Building(resolve_boxed::<T>(scope.clone())))
         });
         found.unwrap_or_else(|rejection| Extraction::Ready(Some(Err(rejection))))
+    }
+}
+
+/// `Lazy<T>` builds nothing when extracted: it takes the request's scope,
+/// and the request's head if a service needs it (the head is the one input
+/// that is gone by the time the handler runs).
+impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Lazy<T> {
+    type Rejection = Rejection;
+
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Rejection>> + Send {
+        let lazy = ambient::with_current(|scope| {
+            let scope = scope.ok_or_else(Rejection::no_scope)?;
+            seed_head::<T>(scope, parts);
+            Ok(scope.lazy::<T>())
+        });
+        std::future::ready(lazy)
+    }
+}
+
+/// Seeds the request's head into its scope if building `T` could need it
+/// (asked before `T` is resolved, so that an unregistered service that
+/// depends on the head gets it on the first request too).
+fn seed_head<T: Provide>(scope: &RequestScope, parts: &Parts) {
+    if scope.registry().needs_request_head::<T>() && !scope.contains::<RequestHead>() {
+        scope.seed(RequestHead::from_parts(parts));
     }
 }
 
@@ -128,6 +154,22 @@ impl IntoResponse for Rejection {
             }
         };
         json_error(status, &message)
+    }
+}
+
+/// An error answers with its status and `{"error": message}`, so a handler
+/// can return `Result<_, provision::Error>` and use `?` on
+/// [`Lazy::get`]. An error without a status is an internal failure: it is
+/// logged, and the client gets a 500 that does not repeat it.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self.status() {
+            Some(status) => json_error(status, self.message()),
+            None => {
+                tracing::error!(error = %self, "internal error");
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        }
     }
 }
 

@@ -119,6 +119,43 @@
 //! # Ok::<(), Error>(()) }).unwrap();
 //! ```
 //!
+//! # In handlers: `Lazy<T>` for what does I/O
+//!
+//! With the `axum` feature, a handler takes services as arguments. axum
+//! extracts arguments in order and the body last, so an eager `Dep<Conn>`
+//! is built (a connection opened) before the body is read, and a request
+//! then refused for a malformed body has paid for a connection it never
+//! used. Take services that do I/O as [`Lazy<T>`](Lazy): extracting one
+//! builds nothing, and the handler builds it with `.get().await?`, which
+//! runs only once every argument (path, query, headers, body, and any
+//! validation done while extracting them) has been accepted. A request
+//! refused for bad input then builds nothing, whatever order the arguments
+//! are listed in. Keep `Dep<T>` for services that do no I/O and should
+//! refuse a request early (a bearer token checked for shape: a 401 before
+//! the body is read).
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use provision::{Dep, Error, Lazy, Provide, Request};
+//! # struct Conn;
+//! # impl Conn { async fn insert(&self, _: &str) -> Result<u64, Error> { Ok(1) } }
+//! # impl Provide for Conn {
+//! #     type Lifetime = Request;
+//! #     type Deps = ();
+//! #     async fn build(_: ()) -> Result<Self, Error> { Ok(Conn) }
+//! # }
+//! // The body is extracted after `conn`, and a body that cannot be read
+//! // refuses the request before the handler runs: nothing was built.
+//! async fn create(conn: Lazy<Conn>, body: String) -> Result<String, Error> {
+//!     let conn: Dep<Conn> = conn.get().await?;   // built here, on first use
+//!     Ok(conn.insert(&body).await?.to_string())
+//! }
+//! # fn is_response<R: axum_core::response::IntoResponse>(_: Option<R>) {}
+//! # is_response::<Result<String, Error>>(None);
+//! # let _ = create;
+//! # }
+//! ```
+//!
 //! The core has no async runtime dependency and compiles for
 //! `wasm32-unknown-unknown`. `provision-axum` runs it on a tokio server;
 //! `provision-worker` on Cloudflare Workers.
@@ -128,7 +165,7 @@
 //! * `macros` (default): [`provide`], the attribute that writes the
 //!   `impl Provide` from an `impl` block whose `build` takes its
 //!   dependencies as parameters.
-//! * `axum`: [`Dep`] and [`RequestScope`] become axum extractors.
+//! * `axum`: [`Dep`], [`Lazy`] and [`RequestScope`] become axum extractors.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -143,6 +180,7 @@ mod exit;
 mod extract;
 mod graph;
 mod head;
+mod lazy;
 mod lifetime;
 mod probe;
 mod provide;
@@ -151,6 +189,7 @@ mod resolver;
 mod scope;
 mod service;
 mod store;
+mod wait_list;
 
 pub use ambient::Scoped;
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
@@ -162,6 +201,7 @@ pub use exit::Exit;
 pub use extract::{Rejection, json_error};
 pub use graph::Graph;
 pub use head::RequestHead;
+pub use lazy::Lazy;
 pub use lifetime::{App, Lifetime, LifetimeKind, Request, ServesLifetime, Transient};
 pub use probe::{Observer, Probe, ServiceReport};
 pub use provide::{Handles, Provide};

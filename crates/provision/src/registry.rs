@@ -7,7 +7,7 @@ use std::future::{Future, poll_fn};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use crate::graph::{self, Graph};
 use crate::lifetime::LifetimeKind;
@@ -16,6 +16,7 @@ use crate::resolver::Resolver;
 use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
 use crate::store::{Store, release_all};
+use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
 
 type Override = Arc<dyn Fn() -> BoxFuture<'static, Result<AnyArc, Error>> + Send + Sync>;
@@ -65,11 +66,8 @@ struct Inner {
     /// Owns app values and their release order.
     app_store: Store,
     overrides: TypeIdMap<Override>,
-    /// Read on every build, so keyed without SipHash (see `TypeIdHasher`).
-    stats: RwLock<TypeIdMap<Arc<ServiceStats>>>,
-    stats_order: Mutex<Vec<Arc<ServiceStats>>>,
-    /// Services whose dependency closure has been checked for cycles.
-    validated: RwLock<HashSet<TypeId, BuildHasherDefault<TypeIdHasher>>>,
+    /// Read on every build; written once per service type.
+    known: RwLock<Known>,
     uses_request_head: AtomicBool,
     started: AtomicBool,
     open_scopes: AtomicUsize,
@@ -78,11 +76,25 @@ struct Inner {
     observer: Option<Arc<dyn Observer>>,
 }
 
+/// What the registry has learnt about the services it has met, under one
+/// lock: which were validated, and the counters of those built.
+#[derive(Default)]
+struct Known {
+    /// Services whose dependency closure has been checked for cycles.
+    validated: HashSet<TypeId, BuildHasherDefault<TypeIdHasher>>,
+    /// Counters by service, keyed without SipHash (see `TypeIdHasher`).
+    /// A service has counters only once it was validated.
+    stats: TypeIdMap<Arc<ServiceStats>>,
+    /// The same counters in the order services were first built, for
+    /// reports.
+    order: Vec<Arc<ServiceStats>>,
+}
+
 #[derive(Default)]
 struct Shutdown {
-    scope_waiters: Vec<Waker>,
+    scope_waiters: WaitList,
     done: bool,
-    done_waiters: Vec<Waker>,
+    done_waiters: WaitList,
 }
 
 /// Assembles a [`Registry`]: which services exist, values supplied from
@@ -184,6 +196,24 @@ impl Registry {
         self.inner.uses_request_head.load(Ordering::Relaxed)
     }
 
+    /// Whether the [`RequestHead`] must be seeded into a request's scope
+    /// before service `T` can be built there: whether any known service
+    /// depends on it, once `T` itself is known.
+    ///
+    /// A registered service is known from the start. An unregistered one
+    /// (allowed: it is validated on first use) becomes known here, so that
+    /// an integration asks this before resolving `T`, while the request's
+    /// head is still at hand, instead of finding out during `T`'s first
+    /// build, when it is too late to seed it.
+    pub fn needs_request_head<T: Provide>(&self) -> bool {
+        if self.uses_request_head() {
+            return true;
+        }
+        // A cycle is reported by the build itself, with its context.
+        let _ = self.validate(ServiceInfo::of::<T>());
+        self.uses_request_head()
+    }
+
     /// Whether [`shutdown`](Registry::shutdown) has begun. Integrations use
     /// it to tell a request cut short by shutdown from one whose client left.
     pub fn is_shutting_down(&self) -> bool {
@@ -204,7 +234,7 @@ impl Registry {
             if self.inner.open_scopes.load(Ordering::SeqCst) == 0 {
                 Poll::Ready(())
             } else {
-                shutdown.scope_waiters.push(cx.waker().clone());
+                shutdown.scope_waiters.register(cx.waker());
                 Poll::Pending
             }
         })
@@ -215,7 +245,7 @@ impl Registry {
             shutdown.done = true;
             std::mem::take(&mut shutdown.done_waiters)
         };
-        waiters.into_iter().for_each(Waker::wake);
+        waiters.wake_all();
     }
 
     /// Releases app services, newest first. The fast-lookup copies are
@@ -237,7 +267,7 @@ impl Registry {
             if shutdown.done {
                 Poll::Ready(())
             } else {
-                shutdown.done_waiters.push(cx.waker().clone());
+                shutdown.done_waiters.register(cx.waker());
                 Poll::Pending
             }
         })
@@ -259,7 +289,7 @@ impl Registry {
             && self.inner.shutting_down.load(Ordering::SeqCst)
         {
             let waiters = std::mem::take(&mut self.lock_shutdown().scope_waiters);
-            waiters.into_iter().for_each(Waker::wake);
+            waiters.wake_all();
         }
     }
 
@@ -417,86 +447,61 @@ impl Registry {
             return Ok(stats);
         }
         self.validate(info)?;
-        Ok(self.stats(info))
+        let mut known = self.write_known();
+        let Known { stats, order, .. } = &mut *known;
+        let stats = stats.entry(info.type_id()).or_insert_with(|| {
+            let stats = Arc::new(ServiceStats::new(info));
+            order.push(stats.clone());
+            stats
+        });
+        Ok(stats.clone())
     }
 
     /// Checks once per service type that its dependency closure has no
     /// cycle (which would otherwise deadlock its first build).
     fn validate(&self, info: &'static ServiceInfo) -> Result<(), Error> {
-        let id = info.type_id();
-        if self
-            .inner
-            .validated
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&id)
-        {
+        if self.read_known().validated.contains(&info.type_id()) {
             return Ok(());
         }
+        // Outside the lock: it walks the whole closure.
         let closure = graph::in_build_order(&[info])?;
         self.mark_validated(&closure);
         Ok(())
     }
 
     fn mark_validated(&self, services: &[&'static ServiceInfo]) {
-        let mut validated = self
-            .inner
-            .validated
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut known = self.write_known();
         for s in services {
-            validated.insert(s.type_id());
+            known.validated.insert(s.type_id());
             if s.type_id() == TypeId::of::<RequestHead>() {
                 self.inner.uses_request_head.store(true, Ordering::Relaxed);
             }
         }
     }
 
-    fn stats(&self, info: &'static ServiceInfo) -> Arc<ServiceStats> {
-        let id = info.type_id();
-        if let Some(stats) = self
-            .inner
-            .stats
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-        {
-            return stats.clone();
-        }
-        let mut map = self
-            .inner
-            .stats
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.entry(id)
-            .or_insert_with(|| {
-                let stats = Arc::new(ServiceStats::new(info));
-                self.inner
-                    .stats_order
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(stats.clone());
-                stats
-            })
-            .clone()
-    }
-
     /// The counters of a service, if it has any (without creating them).
     pub(crate) fn existing_stats(&self, info: &'static ServiceInfo) -> Option<Arc<ServiceStats>> {
-        self.inner
-            .stats
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&info.type_id())
-            .cloned()
+        self.read_known().stats.get(&info.type_id()).cloned()
     }
 
     pub(crate) fn all_stats(&self) -> Vec<Arc<ServiceStats>> {
+        self.read_known().order.clone()
+    }
+
+    fn read_known(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        // No user code runs under this lock, so a poisoned one can only come
+        // from an allocation failure mid-insert; the sets are still whole.
         self.inner
-            .stats_order
-            .lock()
+            .known
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    }
+
+    fn write_known(&self) -> std::sync::RwLockWriteGuard<'_, Known> {
+        self.inner
+            .known
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -514,6 +519,15 @@ impl RegistryBuilder {
     /// depends on. Registered app services are built by
     /// [`build`](RegistryBuilder::build); request and transient ones are
     /// validated then and built per request.
+    ///
+    /// Registering is recommended, not required: a service nobody
+    /// registered is validated when a request first asks for it (before
+    /// anything is built, so one that depends on the
+    /// [`RequestHead`] gets it on that first request too), and an
+    /// unregistered app service is built on first use, with a warning. What
+    /// registering adds is failing at startup instead of on a request (a
+    /// cycle, an app service that fails to build) and the service in
+    /// [`Registry::graph`].
     pub fn register<T: Provide>(mut self) -> Self {
         let info = ServiceInfo::of::<T>();
         if !self.roots.contains(&info) {
@@ -603,9 +617,7 @@ impl RegistryBuilder {
                 app_ready: RwLock::new(Vec::new()),
                 app_store: Store::new(),
                 overrides: self.overrides,
-                stats: RwLock::default(),
-                stats_order: Mutex::new(Vec::new()),
-                validated: RwLock::default(),
+                known: RwLock::default(),
                 uses_request_head: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 open_scopes: AtomicUsize::new(0),

@@ -5,13 +5,14 @@ use std::any::TypeId;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use crate::ambient::{self, Scoped, Slot};
 use crate::lifetime::{Lifetime, LifetimeKind};
 use crate::resolver::Resolver;
 use crate::service::AnyArc;
 use crate::store::{Acquired, Store, release_all};
+use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, Registry, ServiceInfo};
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
@@ -94,7 +95,7 @@ pub(crate) struct ScopeMark {
 #[derive(Default)]
 struct Tasks {
     running: usize,
-    waiters: Vec<Waker>,
+    waiters: WaitList,
 }
 
 impl RequestScope {
@@ -154,6 +155,12 @@ impl RequestScope {
             }
             LifetimeKind::Transient => self.build_transient::<T>().await,
         }
+    }
+
+    /// A handle that builds service `T` in this scope when it is first
+    /// used ([`Lazy::get`](crate::Lazy::get)), not now.
+    pub fn lazy<T: Provide>(&self) -> crate::Lazy<T> {
+        crate::Lazy::new(self.clone())
     }
 
     /// The value of `T` if it can be had without building anything: an app
@@ -376,9 +383,7 @@ impl RequestScope {
             if tasks.running == 0 {
                 Poll::Ready(())
             } else {
-                if !tasks.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                    tasks.waiters.push(cx.waker().clone());
-                }
+                tasks.waiters.register(cx.waker());
                 Poll::Pending
             }
         })
@@ -446,10 +451,10 @@ impl Drop for TaskGuard {
             if tasks.running == 0 {
                 std::mem::take(&mut tasks.waiters)
             } else {
-                Vec::new()
+                WaitList::default()
             }
         };
-        waiters.into_iter().for_each(Waker::wake);
+        waiters.wake_all();
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use provision::{Dep, Error, Exit, Registry, provide};
+use provision::{Dep, Error, Exit, Lazy, Registry, provide};
 use provision_axum::ProvisionLayer;
 
 /// An in-memory stand-in for a database server (or a pool): built once at
@@ -113,19 +113,21 @@ async fn list_items(Dep(conn): Dep<Connection>) -> String {
     conn.list().join("\n")
 }
 
-/// Two extractors ask for the connection (one through `AuditLog`): it is
-/// opened once and shared.
+/// Two handles ask for the connection (one through `AuditLog`): it is
+/// opened once and shared. They are `Lazy`, so an empty item is refused
+/// before either is built: a refused write opens no connection.
 async fn create_item(
-    Dep(conn): Dep<Connection>,
-    Dep(audit): Dep<AuditLog>,
+    conn: Lazy<Connection>,
+    audit: Lazy<AuditLog>,
     item: String,
-) -> (StatusCode, String) {
+) -> Result<(StatusCode, String), Error> {
     if item.is_empty() {
-        return (StatusCode::BAD_REQUEST, "empty item".to_owned());
+        return Ok((StatusCode::BAD_REQUEST, "empty item".to_owned()));
     }
+    let (conn, audit) = (conn.get().await?, audit.get().await?);
     audit.record(&format!("added {item:?}"));
     conn.insert(item);
-    (StatusCode::CREATED, format!("connection {}", conn.id))
+    Ok((StatusCode::CREATED, format!("connection {}", conn.id)))
 }
 
 /// The router and its registry. Serve the router; call

@@ -1,8 +1,9 @@
 //! Database per handler: a connection per request, only where it is asked for.
 //!
 //! `GET /health` opens no connection. `GET /items` and `POST /items` open
-//! one each, shared by both extractors of `POST /items` (the handler's and
-//! the audit log's) and closed when the response has been sent. The log
+//! one each, shared by both handles of `POST /items` (the handler's and
+//! the audit log's) and closed when the response has been sent; a `POST`
+//! of an empty item is refused before its lazy handles build anything. The log
 //! shows each open and close; the probe counts are printed at shutdown.
 //!
 //! ```text

@@ -77,7 +77,7 @@ async fn connections_only_where_asked_and_always_closed() {
         "GET /items did not ask for it"
     );
 
-    // A rejected write still closes its connection.
+    // A rejected write opens no connection: its handles are lazy.
     let (status, _) = send(addr, Method::POST, "/items", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -85,8 +85,9 @@ async fn connections_only_where_asked_and_always_closed() {
             probe.acquires::<Connection>(),
             probe.releases::<Connection>()
         ),
-        (4, 4)
+        (3, 3)
     );
+    assert_eq!(db.connections_opened(), 3);
 
     let _ = stop.send(());
     server.await.unwrap();

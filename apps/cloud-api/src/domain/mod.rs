@@ -17,4 +17,4 @@ pub use scope::{Scope, ScopeKind};
 pub use source::{NewSource, Source, SourceKind, SourcePatch};
 pub use token::IssuedToken;
 pub use user::{NewUser, User, UserList};
-pub use validate::ValidationError;
+pub use validate::{Validate, ValidationError};

@@ -27,6 +27,12 @@ pub struct NewOrganisation {
     pub name: String,
 }
 
+impl super::validate::Validate for NewOrganisation {
+    fn validate(&self) -> Result<(), ValidationError> {
+        NewOrganisation::validate(self)
+    }
+}
+
 impl NewOrganisation {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -1,9 +1,17 @@
 //! Limit/offset pagination for list endpoints.
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use super::validate::ValidationError;
 
 /// A window into a list ordered by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Deserialized from `?limit=&offset=` and checked while it is: a query
+/// with a bad limit is refused as it is extracted, before the handler runs
+/// (and so before any connection is opened for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Pagination")]
 pub struct Page {
     limit: i64,
     offset: i64,
@@ -44,6 +52,25 @@ impl Page {
     }
 }
 
+/// `?limit=&offset=` as sent, before it is checked: what the OpenAPI
+/// document describes, and what a [`Page`] is deserialized from.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Pagination {
+    /// At most this many users (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// Skip this many users first (default 0).
+    pub offset: Option<i64>,
+}
+
+impl TryFrom<Pagination> for Page {
+    type Error = ValidationError;
+
+    fn try_from(query: Pagination) -> Result<Page, ValidationError> {
+        Page::new(query.limit, query.offset)
+    }
+}
+
 impl Default for Page {
     fn default() -> Self {
         Page {
@@ -66,5 +93,15 @@ mod tests {
         assert_eq!(Page::new(Some(501), None).unwrap_err().field, "limit");
         assert_eq!(Page::new(Some(0), None).unwrap_err().field, "limit");
         assert_eq!(Page::new(None, Some(-1)).unwrap_err().field, "offset");
+    }
+
+    #[test]
+    fn deserializing_checks_the_bounds() {
+        let page: Page = serde_json::from_str(r#"{"limit": 2, "offset": 3}"#).unwrap();
+        assert_eq!((page.limit(), page.offset()), (2, 3));
+        let page: Page = serde_json::from_str("{}").unwrap();
+        assert_eq!(page, Page::default());
+        let error = serde_json::from_str::<Page>(r#"{"limit": 0}"#).unwrap_err();
+        assert_eq!(error.to_string(), "limit: must be between 1 and 500");
     }
 }

@@ -98,6 +98,12 @@ pub struct NewSource {
     pub config: Value,
 }
 
+impl super::validate::Validate for NewSource {
+    fn validate(&self) -> Result<(), ValidationError> {
+        NewSource::validate(self)
+    }
+}
+
 impl NewSource {
     /// Checks every field; the first problem found is reported.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -124,6 +130,12 @@ pub struct SourcePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
+}
+
+impl super::validate::Validate for SourcePatch {
+    fn validate(&self) -> Result<(), ValidationError> {
+        SourcePatch::validate(self)
+    }
 }
 
 impl SourcePatch {

@@ -28,6 +28,12 @@ pub struct NewUser {
     pub email: String,
 }
 
+impl super::validate::Validate for NewUser {
+    fn validate(&self) -> Result<(), ValidationError> {
+        NewUser::validate(self)
+    }
+}
+
 impl NewUser {
     /// Checks every field; the first problem found is reported.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -41,6 +41,22 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+/// Input that checks its own fields: a request body that the HTTP layer
+/// refuses with a 400 while it is extracted, before the handler runs and
+/// so before any service is built for the request (no connection is opened
+/// for a request that was going to be refused).
+///
+/// ```
+/// use cloud_api::domain::{NewUser, Validate};
+///
+/// let new = NewUser { name: " ".into(), email: "ada@example.com".into() };
+/// assert_eq!(Validate::validate(&new).unwrap_err().to_string(), "name: must not be empty");
+/// ```
+pub trait Validate {
+    /// Checks every field; the first problem found is reported.
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
 /// A display name: not blank, at most [`MAX_NAME_CHARS`] characters, no
 /// control characters (they break logs and UIs).
 pub fn validate_name(field: &'static str, name: &str) -> Result<(), ValidationError> {

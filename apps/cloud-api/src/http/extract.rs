@@ -1,23 +1,46 @@
 //! axum's body, path and query extractors, with their rejections turned into
 //! JSON errors that say what is wrong with the input.
+//!
+//! Every check of a request's input happens here, while it is extracted:
+//! syntax, shape, size, content type and the domain's rules
+//! ([`Validate`]). Handlers take the services that do I/O as
+//! [`Lazy`](provision::Lazy) and build them in their body, which runs only
+//! once all of this has passed, so a request refused for bad input opens no
+//! connection, whatever order a handler lists its arguments in.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
+use crate::domain::Validate;
 
-/// A JSON request body. A missing or wrong content type is a 415, a body
-/// over the limit a 413, malformed JSON or a missing or wrong field a 400
+/// A JSON request body, checked. A missing or wrong content type is a 415,
+/// a body over the limit a 413, malformed JSON, anything but an object, a
+/// missing or wrong field or a value its type's [`Validate`] refuses a 400
 /// that names the problem.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        // Every body of this API is an object. Read as a map first, since
+        // serde's derived structs would also take an array of their fields
+        // in order (`[]` was an empty patch, `["Acme"]` an organisation).
+        match axum::Json::<serde_json::Map<String, serde_json::Value>>::from_request(request, state)
+            .await
+        {
+            Ok(axum::Json(object)) => {
+                let object = serde_json::Value::Object(object);
+                let value = serde_path_to_error::deserialize::<_, T>(object).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "Failed to deserialize the JSON body into the target type: {e}"
+                    ))
+                })?;
+                value.validate()?;
+                Ok(Json(value))
+            }
             Err(rejection) => {
                 // axum says 422 for JSON of the wrong shape; the contract
                 // says 400 for every bad field.
@@ -45,7 +68,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// A query string: 400 naming the parameter if it does not parse.
+/// A query string: 400 naming the parameter if it does not parse. A type
+/// with rules beyond its fields' types checks them while it is
+/// deserialized (as [`Page`](crate::domain::Page) does), so that they too
+/// are enforced here.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {

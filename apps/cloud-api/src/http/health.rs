@@ -2,7 +2,7 @@
 //! database).
 
 use axum::Json;
-use provision::Dep;
+use provision::Lazy;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -31,7 +31,7 @@ pub async fn health() -> Json<Status> {
         (status = 200, description = "The database answers", body = Status),
         (status = 503, description = "The database is unavailable", body = super::ErrorBody),
     ))]
-pub async fn ready(Dep(conn): Dep<Conn>) -> Result<Json<Status>, ApiError> {
-    conn.get()?.ping().await?;
+pub async fn ready(conn: Lazy<Conn>) -> Result<Json<Status>, ApiError> {
+    conn.get().await?.get()?.ping().await?;
     Ok(Json(Status { status: "ready" }))
 }

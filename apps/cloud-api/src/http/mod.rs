@@ -6,11 +6,13 @@ mod health;
 mod observe;
 mod openapi;
 mod organisations;
+mod signed_in;
 mod sources;
 mod users;
 
 pub use error::{ApiError, ErrorBody};
 pub use openapi::ApiDoc;
+pub use signed_in::SignedIn;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -3,15 +3,17 @@
 
 use axum::Json;
 use http::StatusCode;
-use provision::Dep;
+use provision::Lazy;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{self, Path};
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, SignedIn};
 use crate::domain::access::{check_manage_members, check_organisation};
-use crate::domain::{Member, MyOrganisation, NewOrganisation, Organisation, Role};
-use crate::services::{Authenticated, Conn, Tx};
+use crate::domain::{
+    Member, MyOrganisation, NewOrganisation, Organisation, Role, Validate, ValidationError,
+};
+use crate::services::{Conn, Tx};
 
 /// Creates an organisation, with its org scope, and makes the caller its
 /// admin (with a user scope).
@@ -21,11 +23,12 @@ use crate::services::{Authenticated, Conn, Tx};
         (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Organisation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create(
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewOrganisation>,
 ) -> Result<(StatusCode, Json<Organisation>), ApiError> {
-    new.validate()?;
+    let me = me.get().await?;
+    let tx = tx.get().await?;
     let org = tx.get()?.create_organisation(me.user.id, &new).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
@@ -35,9 +38,11 @@ pub async fn create(
     responses((status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Vec<MyOrganisation>), (status = 401, body = ErrorBody)))]
 pub async fn list_mine(
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<Vec<MyOrganisation>>, ApiError> {
+    let me = me.get().await?;
+    let conn = conn.get().await?;
     Ok(Json(conn.get()?.list_my_organisations(me.user.id).await?))
 }
 
@@ -50,10 +55,12 @@ pub async fn list_mine(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(
     Path(org_id): Path<i64>,
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
+    let me = me.get().await?;
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let conn = conn.get().await?;
     Ok(Json(conn.get()?.list_members(org_id).await?))
 }
 
@@ -72,12 +79,27 @@ fn member() -> Role {
     Role::Member
 }
 
+/// Any syntactically valid email may be asked for: one that matches no
+/// account is a 404, which only the database can tell.
+impl Validate for NewMember {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
 /// A new role.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
     /// `admin` or `member`.
     pub role: Role,
+}
+
+/// Its one field is checked by its type.
+impl Validate for RoleChange {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
 }
 
 /// Adds a member (admins only); they get a user scope.
@@ -89,11 +111,13 @@ pub struct RoleChange {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_member(
     Path(org_id): Path<i64>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewMember>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
+    let me = me.get().await?;
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let tx = tx.get().await?;
     let connection = tx.get()?;
     let user = connection
         .get_user_by_email(new.email.trim())
@@ -113,11 +137,13 @@ pub async fn add_member(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn change_role(
     Path((org_id, user_id)): Path<(i64, i64)>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(change): extract::Json<RoleChange>,
 ) -> Result<Json<Member>, ApiError> {
+    let me = me.get().await?;
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let tx = tx.get().await?;
     let member = tx
         .get()?
         .change_member_role(org_id, user_id, change.role)
@@ -134,10 +160,12 @@ pub async fn change_role(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove_member(
     Path((org_id, user_id)): Path<(i64, i64)>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
 ) -> Result<StatusCode, ApiError> {
+    let me = me.get().await?;
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let tx = tx.get().await?;
     let removed = tx.get()?.remove_member(org_id, user_id).await;
     removed.map_err(|e| ApiError::store(e, "member"))?;
     Ok(StatusCode::NO_CONTENT)
@@ -151,10 +179,12 @@ pub async fn remove_member(
         (status = 200, body = Organisation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     Path(org_id): Path<i64>,
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<Organisation>, ApiError> {
+    let me = me.get().await?;
     check_organisation(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
+    let conn = conn.get().await?;
     let org = conn.get()?.get_organisation(org_id).await;
     Ok(Json(org.map_err(|e| ApiError::store(e, "organisation"))?))
 }

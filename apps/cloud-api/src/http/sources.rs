@@ -3,10 +3,10 @@
 
 use axum::Json;
 use http::StatusCode;
-use provision::Dep;
+use provision::Lazy;
 
 use super::extract::{self, Path};
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, SignedIn};
 use crate::domain::access::check_scope;
 use crate::domain::{Action, NewSource, Scope, Source, SourcePatch};
 use crate::services::{Authenticated, Conn, Tx};
@@ -34,10 +34,9 @@ async fn scope_for(
 #[utoipa::path(get, path = "/api/scopes", tag = "scopes", security(("bearer" = [])),
     responses((status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 200, body = Vec<Scope>), (status = 401, body = ErrorBody)))]
-pub async fn list_scopes(
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
-) -> Result<Json<Vec<Scope>>, ApiError> {
+pub async fn list_scopes(me: SignedIn, conn: Lazy<Conn>) -> Result<Json<Vec<Scope>>, ApiError> {
+    let me = me.get().await?;
+    let conn = conn.get().await?;
     Ok(Json(conn.get()?.scopes_of_user(me.user.id).await?))
 }
 
@@ -49,9 +48,11 @@ pub async fn list_scopes(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     Path(scope_id): Path<i64>,
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<Vec<Source>>, ApiError> {
+    let me = me.get().await?;
+    let conn = conn.get().await?;
     let connection = conn.get()?;
     let scope = scope_for(&me, connection, scope_id, Action::Read).await?;
     Ok(Json(connection.list_sources(scope.id).await?))
@@ -66,13 +67,14 @@ pub async fn list(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
     Path(scope_id): Path<i64>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewSource>,
 ) -> Result<(StatusCode, Json<Source>), ApiError> {
+    let me = me.get().await?;
+    let tx = tx.get().await?;
     let connection = tx.get()?;
     let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
-    new.validate()?;
     let source = connection.create_source(scope.id, &new).await?;
     Ok((StatusCode::CREATED, Json(source)))
 }
@@ -85,9 +87,11 @@ pub async fn create(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     Path((scope_id, source_id)): Path<(i64, i64)>,
-    Dep(me): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<Source>, ApiError> {
+    let me = me.get().await?;
+    let conn = conn.get().await?;
     let connection = conn.get()?;
     let scope = scope_for(&me, connection, scope_id, Action::Read).await?;
     let source = connection.get_source(scope.id, source_id).await;
@@ -104,13 +108,14 @@ pub async fn get(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     Path((scope_id, source_id)): Path<(i64, i64)>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(patch): extract::Json<SourcePatch>,
 ) -> Result<Json<Source>, ApiError> {
+    let me = me.get().await?;
+    let tx = tx.get().await?;
     let connection = tx.get()?;
     let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
-    patch.validate()?;
     let source = connection.update_source(scope.id, source_id, &patch).await;
     Ok(Json(source.map_err(|e| ApiError::store(e, "source"))?))
 }
@@ -123,9 +128,11 @@ pub async fn update(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     Path((scope_id, source_id)): Path<(i64, i64)>,
-    Dep(me): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
 ) -> Result<StatusCode, ApiError> {
+    let me = me.get().await?;
+    let tx = tx.get().await?;
     let connection = tx.get()?;
     let scope = scope_for(&me, connection, scope_id, Action::Write).await?;
     let deleted = connection.delete_source(scope.id, source_id).await;

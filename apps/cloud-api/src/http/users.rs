@@ -2,24 +2,13 @@
 
 use axum::Json;
 use http::StatusCode;
-use provision::Dep;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use provision::Lazy;
 
 use super::extract::{self, Path, Query};
-use super::{ApiError, ErrorBody};
+use super::{ApiError, ErrorBody, SignedIn};
+use crate::domain::page::Pagination;
 use crate::domain::{NewUser, Page, User, UserList};
-use crate::services::{Authenticated, Conn, Tx};
-
-/// `?limit=&offset=`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Pagination {
-    /// At most this many users (default 50, at most 500).
-    pub limit: Option<i64>,
-    /// Skip this many users first (default 0).
-    pub offset: Option<i64>,
-}
+use crate::services::{Conn, Tx};
 
 /// Users by id, a page at a time, with the total count.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),
@@ -31,11 +20,12 @@ pub struct Pagination {
         (status = 401, body = ErrorBody),
     ))]
 pub async fn list(
-    Query(page): Query<Pagination>,
-    Dep(_caller): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    Query(page): Query<Page>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<UserList>, ApiError> {
-    let page = Page::new(page.limit, page.offset)?;
+    me.get().await?;
+    let conn = conn.get().await?;
     Ok(Json(conn.get()?.list_users(page).await?))
 }
 
@@ -52,9 +42,11 @@ pub async fn list(
     ))]
 pub async fn get(
     Path(id): Path<i64>,
-    Dep(_caller): Dep<Authenticated>,
-    Dep(conn): Dep<Conn>,
+    me: SignedIn,
+    conn: Lazy<Conn>,
 ) -> Result<Json<User>, ApiError> {
+    me.get().await?;
+    let conn = conn.get().await?;
     let user = conn.get()?.get_user(id).await;
     Ok(Json(user.map_err(|e| ApiError::store(e, "user"))?))
 }
@@ -72,11 +64,12 @@ pub async fn get(
         (status = 415, description = "The body is not JSON", body = ErrorBody),
     ))]
 pub async fn create(
-    Dep(_caller): Dep<Authenticated>,
-    Dep(tx): Dep<Tx>,
+    me: SignedIn,
+    tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    new.validate()?;
+    me.get().await?;
+    let tx = tx.get().await?;
     let user = tx.get()?.create_user(&new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
