@@ -67,6 +67,8 @@ provision_worker::export_fetch!(fetch);
 /// not open sockets) and the router.
 async fn start(env: &Env) -> Result<App, provision::Error> {
     log::init(env);
+    #[cfg(feature = "test-routes")]
+    test_routes::cold_start(env).await;
     let target = PgTarget::from_env(env, "HYPERDRIVE", "DATABASE_URL")?;
     let metrics = Metrics::new();
     let db = Db::from_database(Database::Connector(connector(target)), metrics.clone());

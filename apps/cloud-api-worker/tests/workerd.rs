@@ -152,8 +152,27 @@ struct Workerd {
     dir: PathBuf,
 }
 
+/// How a test wants workerd started beyond the checked-in configuration.
+#[derive(Default)]
+struct Options<'a> {
+    /// Extra text bindings.
+    bindings: &'a [(&'a str, &'a str)],
+    /// Only wait for workerd to listen: the first request is the test's
+    /// (a cold start), not the readiness probe's.
+    cold: bool,
+}
+
 impl Workerd {
     async fn start(setup: &Setup, build: &Path, database_url: &str) -> Workerd {
+        Workerd::start_with(setup, build, database_url, Options::default()).await
+    }
+
+    async fn start_with(
+        setup: &Setup,
+        build: &Path,
+        database_url: &str,
+        options: Options<'_>,
+    ) -> Workerd {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "cloud-api-worker-e2e-{}-{port}",
@@ -171,6 +190,12 @@ impl Workerd {
                 .replace("build/index.js", "index.js")
                 .replace("build/index_bg.wasm", "index_bg.wasm")
                 .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"));
+        let extra: String = options
+            .bindings
+            .iter()
+            .map(|(name, value)| format!("(name = \"{name}\", text = \"{value}\"), "))
+            .collect();
+        let config = config.replace("bindings = [", &format!("bindings = [{extra}"));
         std::fs::write(dir.join("workerd.capnp"), config).unwrap();
         let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
         let child = Command::new(&setup.workerd)
@@ -188,9 +213,15 @@ impl Workerd {
             if let Some(status) = workerd.child.try_wait().unwrap() {
                 panic!("workerd exited ({status}):\n{}", workerd.log());
             }
-            let ready = reqwest::get(workerd.url("/api/health")).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                break;
+            if options.cold {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+            } else {
+                let ready = reqwest::get(workerd.url("/api/health")).await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    break;
+                }
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
@@ -208,6 +239,24 @@ impl Workerd {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("workerd.log")).unwrap_or_default()
+    }
+
+    /// Waits (at most `within`) until the log holds `line` at least `n`
+    /// times; returns how many times it does.
+    async fn log_count_reaches(&self, line: &str, n: usize, within: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            let count = self.log().matches(line).count();
+            if count >= n {
+                return count;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the log holds {line:?} {count} times, not {n}, after {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -898,4 +947,337 @@ async fn negative_control_one_connection_per_isolate_fails_the_second_request() 
     println!(
         "negative control (one connection per isolate): second request {outcome}; workerd said \"{CROSS_REQUEST_IO}\": {refused_io}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 10: cold starts, panics, clients that go away
+
+/// A test's own figure: `name` from the environment, else `default`.
+fn sized(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_cold_start_cut_off_by_its_client_makes_no_request_wait() {
+    let setup = setup();
+    let db = test_db().await;
+    // Every app build waits 2 s on a timer, I/O owned by the request that
+    // builds; the first request is the test's own.
+    let workerd = Workerd::start_with(
+        &setup,
+        &setup.build,
+        &db.url,
+        Options {
+            bindings: &[("TEST_START_DELAY_MS", "2000")],
+            cold: true,
+        },
+    )
+    .await;
+    let api = Api::new(&workerd, &db.token);
+    const BUILDING: &str = "cold start: building the app";
+
+    // The first request starts the build; its client gives up mid-build.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let first = tokio::spawn({
+        let request = impatient
+            .get(workerd.url("/api/users"))
+            .bearer_auth(&db.token);
+        async move { request.send().await }
+    });
+    workerd
+        .log_count_reaches(BUILDING, 1, Duration::from_secs(10))
+        .await;
+
+    // A second request arrives while that build runs.
+    let started = Instant::now();
+    let second = api.get("/api/users", "/api/users").await;
+    let second_took = started.elapsed();
+    let first = first.await.unwrap();
+    assert!(
+        first.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "the first client gave up mid-build: {first:?}"
+    );
+    let second = second.expect(200);
+    assert_eq!(second.body["total"], 1);
+
+    // Every later request is served, one by one and concurrently.
+    for _ in 0..10 {
+        api.get("/api/users", "/api/users").await.expect(200);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let api = api.clone();
+        let ada = db.ada;
+        tasks.spawn(async move { mixed_request_for(&api, ada, i).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    db.no_worker_connections_left().await;
+    let builds = workerd.log().matches(BUILDING).count();
+    println!(
+        "workerd cold start: the first client gave up mid-build; the second request answered 200 in {second_took:?}; \
+         42 later requests served; app builds started: {builds}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_panic_among_concurrent_writes_never_answers_5xx_for_a_committed_write() {
+    let (db, workerd, api) = serve_e2e_build().await;
+    let rounds = sized("CLOUD_API_WORKER_PANIC_ROUNDS", 100);
+    const WRITERS: usize = 50;
+    let panicked = json!({ "error": "internal error: the handler panicked" });
+    let started = Instant::now();
+    let mut answers: Vec<(String, u16)> = Vec::with_capacity(rounds * WRITERS);
+    let mut rounds_with_5xx = 0;
+    for round in 0..rounds {
+        let mut writes = tokio::task::JoinSet::new();
+        for i in 0..WRITERS {
+            let api = api.clone();
+            let email = format!("r{round}w{i}@example.com");
+            writes.spawn(async move {
+                let reply = api.create_user("Writer", &email).await;
+                (email, reply.status)
+            });
+        }
+        let panic = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.call(
+                    Method::GET,
+                    "/__test/panic",
+                    "/__test/panic",
+                    Auth::None,
+                    None,
+                )
+                .await
+            })
+        };
+        let mut fives = 0;
+        while let Some(done) = writes.join_next().await {
+            let (email, status) = done.unwrap();
+            assert!(
+                status == 201 || status >= 500,
+                "{email}: answered {status}, neither created nor a server error"
+            );
+            if status >= 500 {
+                fives += 1;
+            }
+            answers.push((email, status));
+        }
+        if fives > 0 {
+            rounds_with_5xx += 1;
+        }
+        assert_eq!(panic.await.unwrap().expect(500).body, panicked);
+    }
+    let took = started.elapsed();
+
+    // What the database kept, against what each client was told.
+    let kept = db
+        .cluster
+        .psql(
+            &db.name,
+            "SELECT email FROM users WHERE email LIKE 'r%w%@example.com'",
+        )
+        .unwrap();
+    let kept: std::collections::HashSet<&str> = kept.lines().map(str::trim).collect();
+    let told_5xx_but_kept: Vec<&str> = answers
+        .iter()
+        .filter(|(email, status)| *status >= 500 && kept.contains(email.as_str()))
+        .map(|(email, _)| email.as_str())
+        .collect();
+    let told_201_but_lost: Vec<&str> = answers
+        .iter()
+        .filter(|(email, status)| *status == 201 && !kept.contains(email.as_str()))
+        .map(|(email, _)| email.as_str())
+        .collect();
+    let fives = answers.iter().filter(|(_, s)| *s >= 500).count();
+    println!(
+        "workerd panics among writes: {rounds} rounds of {WRITERS} POST /api/users + 1 panic in {:.1} s; \
+         {fives} of {} writes answered 5xx (in {rounds_with_5xx} rounds), {} of them committed; {} answered 201 but lost",
+        took.as_secs_f64(),
+        answers.len(),
+        told_5xx_but_kept.len(),
+        told_201_but_lost.len(),
+    );
+    assert!(
+        told_201_but_lost.is_empty(),
+        "answered 201 but not in the database: {told_201_but_lost:?}"
+    );
+    assert!(
+        told_5xx_but_kept.is_empty(),
+        "{} writes answered 5xx were committed, e.g. {:?}",
+        told_5xx_but_kept.len(),
+        &told_5xx_but_kept[..told_5xx_but_kept.len().min(5)]
+    );
+    // Better than required: the panic fails only its own request.
+    assert_eq!(
+        fives, 0,
+        "a panic failed other requests in flight in the isolate"
+    );
+    api.get("/api/users", "/api/users").await.expect(200);
+    db.no_worker_connections_left().await;
+    drop(workerd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
+    let (db, _workerd, api) = serve_e2e_build().await;
+    let small = sized("CLOUD_API_WORKER_DISCONNECTS_SMALL", 100);
+    let large = sized("CLOUD_API_WORKER_DISCONNECTS_LARGE", 2000);
+    const AT_ONCE: usize = 40;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let memory = || async {
+        api.call(
+            Method::GET,
+            "/__test/memory",
+            "/__test/memory",
+            Auth::None,
+            None,
+        )
+        .await
+        .expect(200)
+        .body["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // `count` clients, AT_ONCE at a time, each giving up 0.3 s into a
+    // write that holds its transaction for 2 s.
+    let disconnect = |from: usize, count: usize| {
+        let impatient = impatient.clone();
+        let base = api.base.clone();
+        async move {
+            let started = Instant::now();
+            let limit = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in from..from + count {
+                let (impatient, limit, base) = (impatient.clone(), limit.clone(), base.clone());
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await.unwrap();
+                    impatient
+                        .post(format!(
+                            "{base}/__test/slow-write?ms=2000&email=gone{i}@example.com"
+                        ))
+                        .send()
+                        .await
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                let outcome = done.unwrap();
+                assert!(
+                    outcome.as_ref().is_err_and(reqwest::Error::is_timeout),
+                    "the client gave up before the answer: {outcome:?}"
+                );
+            }
+            started.elapsed()
+        }
+    };
+
+    // Every release has run once the Worker holds nothing (bounded wait).
+    let settled = |expected: usize| {
+        let api = api.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                let metrics = api.metrics().await;
+                let acquired = metric(&metrics, "service_acquisitions_total", &[r#"service="Tx""#]);
+                let held = metric(&metrics, "service_held", &[]);
+                let released = metric(&metrics, "service_releases_total", &[r#"service="Tx""#]);
+                if acquired >= expected as f64 && released >= acquired && held == 0.0 {
+                    return metrics;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "releases did not complete within 60 s: Tx acquired {acquired}, released {released}, held {held}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    let small_took = disconnect(0, small).await;
+    let metrics = settled(small).await;
+    db.no_worker_connections_left().await;
+    let memory_small = memory().await;
+
+    let rows = |db: &TestDb| -> usize {
+        db.cluster
+            .psql(
+                &db.name,
+                "SELECT count(*) FROM users WHERE email LIKE 'gone%'",
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let written = rows(&db);
+    let by_exit = |metrics: &str, service: &str, exit: &str| {
+        metric(
+            metrics,
+            "service_releases_total",
+            &[
+                &format!("service=\"{service}\""),
+                &format!("exit=\"{exit}\""),
+            ],
+        )
+    };
+    println!(
+        "workerd disconnects: {small} clients gave up mid-write in {:.1} s; rows written {written}; \
+         Tx releases cancelled {} / success {}; Conn releases cancelled {} / success {}; memory {memory_small} bytes",
+        small_took.as_secs_f64(),
+        by_exit(&metrics, "Tx", "cancelled"),
+        by_exit(&metrics, "Tx", "success"),
+        by_exit(&metrics, "Conn", "cancelled"),
+        by_exit(&metrics, "Conn", "success"),
+    );
+    assert_eq!(written, 0, "a write whose client went away was committed");
+    for service in ["Conn", "Tx"] {
+        let label = format!("service=\"{service}\"");
+        assert_eq!(
+            metric(&metrics, "service_acquisitions_total", &[&label]),
+            metric(&metrics, "service_releases_total", &[&label]),
+            "{service}: releases == acquisitions"
+        );
+        assert_eq!(
+            by_exit(&metrics, service, "cancelled"),
+            small as f64,
+            "{service}: every release saw the cancelled exit"
+        );
+    }
+    assert_eq!(metric(&metrics, "service_held", &[]), 0.0);
+
+    // Many more: the instance's memory does not grow with them.
+    let large_took = disconnect(small, large - small).await;
+    let metrics = settled(large).await;
+    db.no_worker_connections_left().await;
+    let memory_large = memory().await;
+    assert_eq!(rows(&db), 0);
+    assert_eq!(by_exit(&metrics, "Tx", "cancelled"), large as f64);
+    assert_eq!(by_exit(&metrics, "Conn", "cancelled"), large as f64);
+    println!(
+        "workerd disconnects: {} more in {:.1} s; memory after {small}: {memory_small} bytes, after {large}: {memory_large} bytes",
+        large - small,
+        large_took.as_secs_f64()
+    );
+    assert!(
+        memory_large <= memory_small + (1 << 20),
+        "Wasm memory grew by {} bytes between {small} and {large} disconnects",
+        memory_large - memory_small
+    );
+    // And the isolate serves on.
+    api.get("/api/users", "/api/users").await.expect(200);
 }
