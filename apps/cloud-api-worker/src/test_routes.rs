@@ -97,6 +97,17 @@ async fn memory() -> Json<Value> {
     Json(json!({ "bytes": pages * 65536 }))
 }
 
+/// The cron expression that makes the test build's cron job panic.
+pub(crate) const PANIC_CRON: &str = "0 0 31 2 *";
+
+/// Runs at the end of the cron job in test builds, after its delete and
+/// before its commit: panics for [`PANIC_CRON`].
+pub(crate) fn cron_hook(cron: &str) {
+    if cron == PANIC_CRON {
+        panic!("test: a cron job panicked");
+    }
+}
+
 /// Called at the start of every app build (test builds only): logs it, so
 /// the test can count builds, and, if the `TEST_START_DELAY_MS` binding is
 /// set, waits that long on a timer (I/O owned by the building request).
