@@ -22,6 +22,7 @@
 //! workerd, deploy with wrangler (`wrangler.toml`): see the README.
 #![cfg(target_arch = "wasm32")]
 
+mod cron;
 mod log;
 #[cfg(feature = "test-routes")]
 mod test_routes;
@@ -38,7 +39,7 @@ use cloud_api::settings::Settings;
 use cloud_api::store::{Connect, Connection, Database, StoreError};
 use provision_worker::Isolate;
 use provision_worker::postgres::PgTarget;
-use worker::{Context, Env, HttpRequest};
+use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
 
 /// The app (router, registry, metrics), one per isolate.
 static APP: Isolate<App> = Isolate::new();
@@ -59,14 +60,45 @@ async fn fetch(
     Ok(provision_worker::serve(app.router.clone(), request, &ctx).await)
 }
 
-// The fetch entry point, with the panic guard: a handler panic answers a
-// JSON 500 and the isolate serves the next request.
+// The fetch entry point, with the panic guard (a panic answers its
+// request's JSON 500) and the disconnect watch (a client that leaves
+// cancels its request).
 provision_worker::export_fetch!(fetch);
+
+/// The cron trigger: deletes expired API tokens (see [`cron`]), in a
+/// request scope of its own with the same services as a fetch.
+#[worker::event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    let app = match APP.get_or_try_init(|| start(&env)).await {
+        Ok(app) => app,
+        Err(error) => {
+            worker::console_error!("cron {}: the service cannot start: {error}", event.cron());
+            return;
+        }
+    };
+    let days = cron::max_age_days(&env);
+    let outcome = provision_worker::in_scope(&app.registry, &ctx, async {
+        let deleted = cron::delete_expired_tokens(days).await?;
+        #[cfg(feature = "test-routes")]
+        test_routes::cron_hook(&event.cron());
+        Ok(deleted)
+    })
+    .await;
+    match outcome {
+        Ok(deleted) => worker::console_log!(
+            "cron {}: deleted {deleted} API tokens older than {days} days",
+            event.cron()
+        ),
+        Err(error) => worker::console_error!("cron {}: failed: {error}", event.cron()),
+    }
+}
 
 /// Builds the app for this isolate: its services (no I/O: app services must
 /// not open sockets) and the router.
 async fn start(env: &Env) -> Result<App, provision::Error> {
     log::init(env);
+    #[cfg(feature = "test-routes")]
+    test_routes::cold_start(env).await;
     let target = PgTarget::from_env(env, "HYPERDRIVE", "DATABASE_URL")?;
     let metrics = Metrics::new();
     let db = Db::from_database(Database::Connector(connector(target)), metrics.clone());

@@ -8,7 +8,9 @@ use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 use cloud_api::app::App;
-use cloud_api::services::Conn;
+use cloud_api::domain::NewUser;
+use cloud_api::services::{Conn, Tx};
+use http::StatusCode;
 use provision::{
     App as AppLifetime, Dep, Error, Exit, Provide, Registry, RegistryBuilder, RequestBound,
     RequestScope,
@@ -34,6 +36,8 @@ pub(crate) fn add(router: Router, registry: &Registry) -> Router {
             get(panic_holding_connection),
         )
         .route("/__test/slow", get(slow))
+        .route("/__test/slow-write", axum::routing::post(slow_write))
+        .route("/__test/memory", get(memory))
         .layer(ProvisionLayer::new(registry.clone()));
     router.merge(routes)
 }
@@ -66,6 +70,56 @@ async fn slow(Query(slow): Query<Slow>, Dep(conn): Dep<Conn>) -> Json<Value> {
     SendFuture::new(worker::Delay::from(Duration::from_millis(slow.ms))).await;
     conn.get().unwrap().ping().await.unwrap();
     Json(json!({ "slept_ms": slow.ms }))
+}
+
+#[derive(serde::Deserialize)]
+struct SlowWrite {
+    ms: u64,
+    email: String,
+}
+
+/// Inserts a user in this request's transaction, then holds it open for
+/// `ms` milliseconds before answering 201 (the commit is in `Tx::settle`):
+/// a client that gives up meanwhile must leave no row behind.
+async fn slow_write(Query(write): Query<SlowWrite>, Dep(tx): Dep<Tx>) -> (StatusCode, Json<Value>) {
+    let new = NewUser {
+        name: "Slow".into(),
+        email: write.email,
+    };
+    let user = tx.get().unwrap().create_user(&new).await.unwrap();
+    SendFuture::new(worker::Delay::from(Duration::from_millis(write.ms))).await;
+    (StatusCode::CREATED, Json(json!({ "id": user.id })))
+}
+
+/// The size of this instance's Wasm memory, in bytes (it only grows).
+async fn memory() -> Json<Value> {
+    let pages = core::arch::wasm32::memory_size::<0>();
+    Json(json!({ "bytes": pages * 65536 }))
+}
+
+/// The cron expression that makes the test build's cron job panic.
+pub(crate) const PANIC_CRON: &str = "0 0 31 2 *";
+
+/// Runs at the end of the cron job in test builds, after its delete and
+/// before its commit: panics for [`PANIC_CRON`].
+pub(crate) fn cron_hook(cron: &str) {
+    if cron == PANIC_CRON {
+        panic!("test: a cron job panicked");
+    }
+}
+
+/// Called at the start of every app build (test builds only): logs it, so
+/// the test can count builds, and, if the `TEST_START_DELAY_MS` binding is
+/// set, waits that long on a timer (I/O owned by the building request).
+pub(crate) async fn cold_start(env: &Env) {
+    worker::console_log!("cold start: building the app");
+    let delay = env
+        .var("TEST_START_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.to_string().parse::<u64>().ok());
+    if let Some(ms) = delay {
+        worker::Delay::from(Duration::from_millis(ms)).await;
+    }
 }
 
 /// Test routes served without axum: `None` for every other path.

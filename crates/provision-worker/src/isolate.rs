@@ -1,19 +1,28 @@
 //! [`Isolate`]: a value built once per isolate, on first use.
 
-use std::future::{Future, poll_fn};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::task::{Poll, Waker};
+use std::future::Future;
+use std::sync::OnceLock;
 
 /// A value that lives as long as the isolate (a Worker's app services, its
-/// router), built by the first request that asks for it.
+/// router), built on first use.
 ///
 /// Declare it as a `static`: Workers statics are per isolate, and they are
 /// wiped with the rest of the Wasm state when the instance is reset after a
-/// panic, so the value is simply built again. A failed build is not kept:
+/// trap, so the value is simply built again. A failed build is not kept:
 /// the next request tries again.
 ///
-/// The value must not hold I/O objects: the first request builds it, and a
-/// socket opened then belongs to that request alone.
+/// **No request waits on another.** Every request that finds the cell
+/// empty builds its own value; the first to finish is kept, and the values
+/// of the others are dropped. In workerd a continuation woken from another
+/// request's context runs in that context (or not at all, once that
+/// request is gone), and a request cut off by its client mid-build is never
+/// resumed, so a build shared between requests could leave every later
+/// request waiting for ever. Racing builds cost a cold start some
+/// duplicate work, once per isolate, and nothing else.
+///
+/// The value must not hold I/O objects: the request that builds it owns
+/// any socket opened then, and a value built twice is dropped without
+/// ceremony.
 ///
 /// ```
 /// use provision_worker::Isolate;
@@ -34,8 +43,6 @@ use std::task::{Poll, Waker};
 /// ```
 pub struct Isolate<T> {
     value: OnceLock<T>,
-    /// `Some` while a build is running: the requests waiting for it.
-    building: Mutex<Option<Vec<Waker>>>,
 }
 
 impl<T> Isolate<T> {
@@ -43,7 +50,6 @@ impl<T> Isolate<T> {
     pub const fn new() -> Self {
         Isolate {
             value: OnceLock::new(),
-            building: Mutex::new(None),
         }
     }
 
@@ -52,49 +58,23 @@ impl<T> Isolate<T> {
         self.value.get()
     }
 
-    /// The value, built by `init` if this is the first ask. Concurrent asks
-    /// while a build is running wait for it (they share its result if it
-    /// succeeds; if it fails, the next one builds again).
+    /// The value; if there is none yet, built by `init` in this request.
+    ///
+    /// Requests that ask at the same time each run their own `init`, and
+    /// the first to succeed wins: every caller gets that value, and a value
+    /// built later is dropped. A failure is returned to its own caller only
+    /// and not kept.
     pub async fn get_or_try_init<F, Fut, E>(&self, init: F) -> Result<&T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut init = Some(init);
-        loop {
-            if let Some(value) = self.value.get() {
-                return Ok(value);
-            }
-            let claimed = {
-                let mut building = self.lock();
-                if building.is_none() {
-                    *building = Some(Vec::new());
-                    true
-                } else {
-                    false
-                }
-            };
-            if claimed {
-                let _done = Done(self);
-                let init = init
-                    .take()
-                    .expect("a build is claimed at most once per call");
-                let value = init().await?;
-                return Ok(self.value.get_or_init(|| value));
-            }
-            poll_fn(|cx| match &mut *self.lock() {
-                Some(waiters) => {
-                    waiters.push(cx.waker().clone());
-                    Poll::Pending
-                }
-                None => Poll::Ready(()),
-            })
-            .await;
+        if let Some(value) = self.value.get() {
+            return Ok(value);
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Waker>>> {
-        self.building.lock().unwrap_or_else(PoisonError::into_inner)
+        let built = init().await?;
+        // Another request may have finished first: keep its value.
+        Ok(self.value.get_or_init(|| built))
     }
 }
 
@@ -104,33 +84,24 @@ impl<T> Default for Isolate<T> {
     }
 }
 
-/// Ends a build (finished, failed or abandoned) and wakes those waiting.
-struct Done<'a, T>(&'a Isolate<T>);
-
-impl<T> Drop for Done<'_, T> {
-    fn drop(&mut self) {
-        let waiters = self.0.lock().take().unwrap_or_default();
-        waiters.into_iter().for_each(Waker::wake);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::poll_fn;
     use std::pin::pin;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::task::Context;
+    use std::task::{Context, Poll, Waker};
 
     fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
         f.poll(&mut Context::from_waker(Waker::noop()))
     }
 
     #[test]
-    fn concurrent_asks_share_one_build() {
+    fn racing_asks_each_build_and_the_first_to_finish_is_kept() {
         static CELL: Isolate<u32> = Isolate::new();
         let builds = AtomicU32::new(0);
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
-        let mut first = pin!(CELL.get_or_try_init(|| {
+        let mut slow = pin!(CELL.get_or_try_init(|| {
             let builds = &builds;
             async move {
                 builds.fetch_add(1, Ordering::SeqCst);
@@ -143,16 +114,20 @@ mod tests {
                 Ok::<_, ()>(7)
             }
         }));
-        let mut second = pin!(CELL.get_or_try_init(|| async { Ok::<_, ()>(99) }));
-        assert!(poll(first.as_mut()).is_pending());
-        assert!(
-            poll(second.as_mut()).is_pending(),
-            "waits for the running build"
-        );
+        assert!(poll(slow.as_mut()).is_pending());
+        // The second ask does not wait for the first: it builds and wins.
+        let fast = pin!(CELL.get_or_try_init(|| {
+            builds.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, ()>(99) }
+        }));
+        assert_eq!(poll(fast), Poll::Ready(Ok(&99)));
         gate_tx.send(()).unwrap();
-        assert_eq!(poll(first.as_mut()), Poll::Ready(Ok(&7)));
-        assert_eq!(poll(second.as_mut()), Poll::Ready(Ok(&7)));
-        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            poll(slow.as_mut()),
+            Poll::Ready(Ok(&99)),
+            "the later build is dropped"
+        );
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -166,13 +141,14 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_build_lets_the_next_ask_build() {
+    fn a_build_never_resumed_blocks_no_one() {
         static CELL: Isolate<u32> = Isolate::new();
-        {
-            let mut abandoned = pin!(CELL.get_or_try_init(std::future::pending::<Result<u32, ()>>));
-            assert!(poll(abandoned.as_mut()).is_pending());
-        }
+        // A request cut off mid-build: on Workers its future is neither
+        // polled again nor dropped.
+        let mut abandoned = Box::pin(CELL.get_or_try_init(std::future::pending::<Result<u32, ()>>));
+        assert!(poll(abandoned.as_mut()).is_pending());
         let built = pin!(CELL.get_or_try_init(|| async { Ok::<_, ()>(2) }));
         assert_eq!(poll(built), Poll::Ready(Ok(&2)));
+        std::mem::forget(abandoned);
     }
 }

@@ -42,10 +42,21 @@
 //!   [`RequestBound`](provision::RequestBound) value. [`postgres::PgTarget::connect`]
 //!   returns its connection as a `RequestBound`, so an app service that opens
 //!   a database socket is refused with a message naming it.
-//! * **A panic answers 500.** With [`export_fetch!`], a handler panic
-//!   answers the pending requests of the isolate with a JSON 500 instead of
-//!   leaving them hanging, and the isolate serves the next request (see
-//!   [`export_fetch!`] for exactly what is and is not covered).
+//! * **A panic fails only its request.** Built with `panic=unwind` (as
+//!   `scripts/build-worker` does), a panic answers its own request with a
+//!   JSON 500 and releases what it held with `Exit::Panic`; the other
+//!   requests of the isolate complete. A trap (abort, out of memory) answers
+//!   every request in flight with the same 500 instead of leaving them
+//!   hanging (see [`export_fetch!`] for exactly what is and is not covered).
+//! * **A client that goes away cancels its request.** With the
+//!   `enable_request_signal` compatibility flag, [`export_fetch!`] drops the
+//!   request's future when the client disconnects: its scope closes with
+//!   `Exit::Cancelled` (a transaction rolls back) through `wait_until`, each
+//!   release bounded by [`RELEASE_BUDGET`].
+//! * **No request waits on another.** [`Isolate`] lets racing first
+//!   requests each build the app and keeps the first to finish.
+//! * **Cron triggers and queue batches** get a request scope too, with the
+//!   same settle and release rules: [`in_scope`].
 //!
 //! On targets other than `wasm32` only [`Isolate`] is compiled (the rest
 //! needs the Workers runtime).
@@ -58,6 +69,8 @@ pub use isolate::Isolate;
 #[cfg(target_arch = "wasm32")]
 mod background;
 #[cfg(target_arch = "wasm32")]
+mod event;
+#[cfg(target_arch = "wasm32")]
 mod panic;
 #[cfg(all(target_arch = "wasm32", feature = "postgres"))]
 pub mod postgres;
@@ -67,7 +80,9 @@ mod scoped;
 mod serve;
 
 #[cfg(target_arch = "wasm32")]
-pub use background::background;
+pub use background::{RELEASE_BUDGET, WaitUntil, abandoned_releases, background};
+#[cfg(target_arch = "wasm32")]
+pub use event::in_scope;
 #[cfg(target_arch = "wasm32")]
 pub use panic::install_panic_hook;
 #[cfg(target_arch = "wasm32")]

@@ -1,26 +1,43 @@
-//! The panic guard: a handler panic answers a JSON 500 instead of a request
-//! that never completes.
+//! The fetch export: the panic guard, and the client that goes away.
 //!
-//! On `wasm32-unknown-unknown` a panic aborts: the Wasm instance traps
-//! (`RuntimeError: unreachable`) and no Rust code runs again until
-//! worker-build's shim resets the instance on the next call. The request
-//! whose handler panicked, and every other request in flight in the
-//! isolate, are left waiting on futures that will never be polled again.
+//! **Panics.** The Worker build unwinds (`scripts/build-worker` builds with
+//! `panic=unwind`): a panic in a handler is caught by
+//! [`ProvisionLayer`](provision_axum::ProvisionLayer), which releases what
+//! the request held with [`Exit::Panic`](provision::Exit::Panic) (a
+//! transaction rolls back) and answers a JSON 500; one anywhere else in the
+//! event (starting the app, converting the response) is caught here and
+//! answers the same 500. Other requests in flight are not touched.
 //!
-//! The guard lives in JavaScript, where code still runs after the trap.
-//! Each fetch event's promise is raced against a "trapped" promise. Two
-//! things resolve every pending "trapped" promise: a Rust panic hook
-//! (chained after workers-rs's own, which marks the instance for reset),
-//! called just before the abort, and, for traps that are not Rust panics
-//! (out of memory, say), the isolate's `error` and `unhandledrejection`
-//! events carrying a `WebAssembly.RuntimeError`. The 500 is built in each
-//! request's own continuation, so no I/O object crosses requests.
+//! A trap that is not a panic (`abort`, out of memory, a build with
+//! `panic=abort`) kills the Wasm instance: no Rust code runs again until
+//! the instance is reset on the next call, and every request in flight in
+//! it is left waiting on futures that will never be polled again. For
+//! those, the guard lives in JavaScript, where code still runs after the
+//! trap: each event's promise is raced against a "trapped" promise that
+//! the isolate's `error` and `unhandledrejection` events carrying a
+//! `WebAssembly.RuntimeError` resolve (and, in a `panic=abort` build, a
+//! Rust panic hook, just before the abort) with a JSON 500, built in each
+//! request's own continuation so no I/O object crosses requests.
+//!
+//! **A client that goes away.** With the `enable_request_signal`
+//! compatibility flag, the request's `signal` aborts when the client
+//! disconnects. The event then drops its Rust future: the integration's
+//! drop paths close the request's scope with
+//! [`Exit::Cancelled`](provision::Exit::Cancelled) through the event's
+//! `waitUntil` (see [`background`](crate::background)), so a transaction
+//! rolls back and every release runs, bounded, inside the request's own
+//! I/O context. Without the flag nothing tells the Worker, and the request
+//! runs to its end as if the client were there.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Once;
+use std::task::Poll;
 
 use http::StatusCode;
+use provision::{CatchUnwind, panic_message};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, FromRequest, IntoResponse};
 
@@ -41,41 +58,75 @@ export function provision_worker_trapped() {
   answerAll();
 }
 
-export function provision_worker_guard(main) {
+export function provision_worker_watch(request) {
+  let settle;
+  const left = new Promise((resolve) => { settle = resolve; });
+  const signal = request.signal;
+  const onAbort = () => settle(true);
+  if (signal && signal.aborted) {
+    settle(true);
+  } else if (signal) {
+    signal.addEventListener("abort", onAbort, { once: true });
+  }
+  // Settled when the event ends either way, so nothing waits on the
+  // promise (and the Rust side's callbacks are freed) after the request.
+  const done = () => {
+    if (signal) signal.removeEventListener("abort", onAbort);
+    settle(false);
+  };
+  return { left, done };
+}
+
+export function provision_worker_left(watch) {
+  return watch.left;
+}
+
+export function provision_worker_guard(main, watch) {
   let answer;
   const trapped = new Promise((resolve) => { answer = resolve; });
   waiting.add(answer);
   const panicked = trapped.then(() => new Response(
     JSON.stringify({ error: "internal error: the handler panicked" }),
     { status: 500, headers: { "content-type": "application/json" } }));
-  return Promise.race([main, panicked]).finally(() => waiting.delete(answer));
+  return Promise.race([main, panicked]).finally(() => {
+    waiting.delete(answer);
+    watch.done();
+  });
 }
 "#)]
 extern "C" {
     fn provision_worker_trapped();
-    fn provision_worker_guard(main: &js_sys::Promise) -> js_sys::Promise;
+    fn provision_worker_watch(request: &JsValue) -> JsValue;
+    fn provision_worker_left(watch: &JsValue) -> js_sys::Promise;
+    fn provision_worker_guard(main: &js_sys::Promise, watch: &JsValue) -> js_sys::Promise;
 }
 
 static HOOK: Once = Once::new();
 
-/// Chains the guard's panic hook after the current one (workers-rs's, which
-/// logs the panic and marks the instance for reset). [`export_fetch!`]
-/// calls it on every event; it does something only once per instance.
+/// In a `panic=abort` build, chains the guard's panic hook after the
+/// current one (workers-rs's, which logs the panic and marks the instance
+/// for reset): the instance aborts right after the hook, so the hook
+/// answers every request in flight from JavaScript. In a `panic=unwind`
+/// build a panic is caught and answered by its own request, so this does
+/// nothing. [`export_fetch!`] calls it on every event; it acts only once
+/// per instance.
 pub fn install_panic_hook() {
+    if cfg!(panic = "unwind") {
+        return;
+    }
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             previous(info);
-            // The instance aborts right after this hook returns: answer the
-            // pending requests from JavaScript now.
             provision_worker_trapped();
         }));
     });
 }
 
 /// The body of the `fetch` export made by [`export_fetch!`]: runs the
-/// handler like `#[worker::event(fetch)]` does, raced against the panic
-/// guard.
+/// handler like `#[worker::event(fetch)]` does, catching a panic, dropping
+/// the handler's future if the client goes away, and raced against the
+/// trap guard.
 #[doc(hidden)]
 pub fn guarded_fetch<Req, Res, F, Fut>(
     request: web_sys::Request,
@@ -90,37 +141,87 @@ where
     Fut: Future<Output = worker::Result<Res>> + 'static,
 {
     install_panic_hook();
+    let watch = provision_worker_watch(request.as_ref());
+    let left = JsFuture::from(provision_worker_left(&watch));
     let main = wasm_bindgen_futures::future_to_promise(std::panic::AssertUnwindSafe(async move {
         let ctx = Context::new(ctx);
-        let response = match Req::from_raw(request) {
-            Ok(request) => match handler(request, env, ctx).await {
-                Ok(response) => match crate::serve::into_js(response).await {
-                    Ok(response) => Ok(response),
-                    Err(error) => {
-                        worker::console_error!("converting the response failed: {error}");
-                        raw_json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                    }
-                },
-                Err(error) => {
-                    worker::console_error!("the fetch handler failed: {error}");
-                    raw_json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                }
-            },
-            Err(error) => {
-                let error: Box<dyn std::error::Error> = error.into();
-                worker::console_error!("converting the request failed: {error}");
-                raw_json_error(StatusCode::BAD_REQUEST, "the request could not be read")
+        // Boxed so that it can be dropped on the spot if the client leaves.
+        let mut work: Pin<Box<_>> = Box::pin(CatchUnwind::new(respond(request, env, ctx, handler)));
+        let mut left = left;
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(outcome));
+            }
+            match Pin::new(&mut left).poll(cx) {
+                Poll::Ready(Ok(value)) if value.is_truthy() => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        let response = match outcome {
+            Some(Ok(response)) => response,
+            Some(Err(panic)) => {
+                worker::console_error!("the fetch event panicked: {}", panic_message(&*panic));
+                raw_json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the handler panicked",
+                )
+            }
+            None => {
+                // Dropping the request's future closes its scope with
+                // `Exit::Cancelled`, through `waitUntil`.
+                drop(work);
+                // Nobody reads this answer.
+                raw_json_error(
+                    StatusCode::from_u16(499).expect("a valid status"),
+                    "the client went away",
+                )
             }
         };
         response.map(JsValue::from).map_err(JsValue::from)
     }));
-    provision_worker_guard(&main)
+    provision_worker_guard(&main, &watch)
+}
+
+/// The event itself: the request converted, the handler run, its response
+/// converted; every failure a JSON error.
+async fn respond<Req, Res, F, Fut>(
+    request: web_sys::Request,
+    env: Env,
+    ctx: Context,
+    handler: F,
+) -> worker::Result<web_sys::Response>
+where
+    Req: FromRequest + 'static,
+    Res: IntoResponse + 'static,
+    F: FnOnce(Req, Env, Context) -> Fut + 'static,
+    Fut: Future<Output = worker::Result<Res>> + 'static,
+{
+    match Req::from_raw(request) {
+        Ok(request) => match handler(request, env, ctx).await {
+            Ok(response) => match crate::serve::into_js(response).await {
+                Ok(response) => Ok(response),
+                Err(error) => {
+                    worker::console_error!("converting the response failed: {error}");
+                    raw_json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            },
+            Err(error) => {
+                worker::console_error!("the fetch handler failed: {error}");
+                raw_json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        },
+        Err(error) => {
+            let error: Box<dyn std::error::Error> = error.into();
+            worker::console_error!("converting the request failed: {error}");
+            raw_json_error(StatusCode::BAD_REQUEST, "the request could not be read")
+        }
+    }
 }
 
 fn raw_json_error(status: StatusCode, message: &str) -> worker::Result<web_sys::Response> {
     crate::scoped::json_error(status, message).map(web_sys::Response::from)
 }
-
 /// Exports `handler` as the Worker's `fetch` entry point, like
 /// `#[worker::event(fetch)]` does, with the panic guard around it.
 ///
@@ -138,27 +239,36 @@ fn raw_json_error(status: StatusCode, message: &str) -> worker::Result<web_sys::
 ///
 /// # What a panic does
 ///
-/// Covered: the request whose handler (or extractor, service build,
-/// release, response body) panicked answers `500 {"error": "internal
-/// error: the handler panicked"}` instead of hanging, and so does every
-/// other request in flight in the same isolate at that moment; workerd
-/// resets the Wasm instance and the next request is served normally (app
-/// services are built again). Sockets the dead requests held are closed by
-/// the runtime when their requests end.
+/// In the `panic=unwind` build (`scripts/build-worker`'s default): a panic
+/// in a handler, extractor, service build or settle fails only its own
+/// request, with `500 {"error": "internal error: the handler panicked"}`;
+/// [`ProvisionLayer`](provision_axum::ProvisionLayer) releases what it held
+/// with `Exit::Panic` (a transaction rolls back) and every other request
+/// in flight in the isolate completes normally. A panic elsewhere in the
+/// event (starting the app, converting the response) is answered the same
+/// way here. A panic in a release step is caught by the scope and counted
+/// as a failed release.
 ///
-/// Not covered:
+/// A trap that is not a panic (`abort`, out of memory), or any panic in a
+/// `panic=abort` build, kills the Wasm instance; then:
 ///
-/// * The other in-flight requests of the isolate are not saved: their Wasm
-///   state is gone with the instance, so they fail with the same 500, even
-///   though they did nothing wrong. Only unwinding (nightly Rust with
-///   `-Z build-std` and worker-build's `--panic-unwind`) could keep them.
-/// * Release steps of the dead requests do not run (no Rust code runs after
-///   the trap): a transaction left open is rolled back by PostgreSQL when
-///   its connection closes, and nothing else is undone.
-/// * A response whose body is already streaming when the panic happens has
-///   sent its status; it is cut off instead of becoming a 500.
-/// * Wasm state built before the panic (caches, metrics) is reset with the
-///   instance.
+/// * every request in flight in the isolate answers the same JSON 500 at
+///   once instead of hanging (their Wasm state is gone), and workerd resets
+///   the instance for the next request (app services are built again);
+/// * release steps of the dead requests do not run: a transaction left
+///   open is rolled back by PostgreSQL when the runtime closes its socket
+///   with the request, and nothing else is undone;
+/// * a response whose body is already streaming has sent its status; it is
+///   cut off instead of becoming a 500;
+/// * Wasm state built before the trap (caches, metrics) is lost.
+///
+/// # A client that goes away
+///
+/// With the `enable_request_signal` compatibility flag (in `wrangler.toml`
+/// and `workerd.capnp`), a disconnect aborts the request's `signal`; the
+/// handler's future is then dropped, so its scope is closed with
+/// `Exit::Cancelled` through the event's `waitUntil` (bounded by
+/// [`RELEASE_BUDGET`](crate::RELEASE_BUDGET)).
 #[macro_export]
 macro_rules! export_fetch {
     ($handler:path) => {

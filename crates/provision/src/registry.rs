@@ -333,20 +333,25 @@ impl Registry {
                 )));
             }
             let stats = self.prepare(info)?;
-            if self.inner.started.load(Ordering::Acquire) {
+            let build = || self.build_value(info, &stats, Resolver::app(self));
+            let value = if self.inner.started.load(Ordering::Acquire) {
                 tracing::warn!(
                     service = info.name(),
                     "app service was not registered, so it is built on first use instead of at startup; \
                      register it (RegistryBuilder::register) to build it at startup"
                 );
-            }
-            let value = self
-                .inner
-                .app_store
-                .get_or_build(info, &stats, || {
-                    self.build_value(info, &stats, Resolver::app(self))
-                })
-                .await?;
+                // Asked for by requests: no request waits on a build that
+                // another request drives (the Workers rule).
+                self.inner
+                    .app_store
+                    .get_or_race(info, &stats, build)
+                    .await?
+            } else {
+                self.inner
+                    .app_store
+                    .get_or_build(info, &stats, build)
+                    .await?
+            };
             let mut ready = self
                 .inner
                 .app_ready

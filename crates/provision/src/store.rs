@@ -149,6 +149,64 @@ impl Store {
         }
     }
 
+    /// The memoised value of `info`'s service, or one built by `build` in
+    /// this caller, never waiting on a build another caller drives: callers
+    /// that find no value each build, the first to finish is kept, and a
+    /// value that finishes later is released at once (`Exit::Cancelled`).
+    ///
+    /// For app services built on first use by requests: on Cloudflare
+    /// Workers a request woken by a build another request drives runs in
+    /// that request's context, or never, if that request was cut off and
+    /// is never resumed.
+    pub(crate) async fn get_or_race<Fut>(
+        &self,
+        info: &'static ServiceInfo,
+        stats: &Arc<ServiceStats>,
+        build: impl FnOnce() -> Fut,
+    ) -> Result<AnyArc, Error>
+    where
+        Fut: Future<Output = Result<AnyArc, Error>>,
+    {
+        let id = info.type_id();
+        if let Some(value) = self.get(id) {
+            return Ok(value);
+        }
+        let value = build().await?;
+        let (kept, lost) = {
+            let mut state = self.lock();
+            let winner = state.slots.iter().find_map(|(t, slot)| match slot {
+                Slot::Ready(winner) if *t == id => Some(winner.clone()),
+                _ => None,
+            });
+            match winner {
+                _ if state.closed => (Err(closed_error(info)), Some(value)),
+                Some(winner) => (Ok(winner), Some(value)),
+                None => {
+                    state.slots.push((id, Slot::Ready(value.clone())));
+                    state.acquired.push(Acquired {
+                        info,
+                        value: value.clone(),
+                        stats: stats.clone(),
+                    });
+                    (Ok(value), None)
+                }
+            }
+        };
+        if let Some(value) = lost {
+            release_all(
+                vec![Acquired {
+                    info,
+                    value,
+                    stats: stats.clone(),
+                }],
+                Exit::Cancelled,
+                None,
+            )
+            .await;
+        }
+        kept
+    }
+
     async fn finish_build(
         &self,
         info: &'static ServiceInfo,

@@ -258,3 +258,76 @@ async fn a_supplied_value_is_required() {
         "{error}"
     );
 }
+
+/// How many times `Racy` started building.
+#[derive(Default)]
+struct Builds(AtomicU32);
+provision::supplied!(Builds);
+
+/// An app service nobody registers (built on first use) whose first build
+/// never finishes: a request cut off mid-build, on Workers, is never
+/// resumed and never dropped.
+struct Racy(u32);
+impl Provide for Racy {
+    type Lifetime = App;
+    type Deps = (Builds,);
+    async fn build((builds,): (Dep<Builds>,)) -> Result<Self, Error> {
+        let n = (*builds).0.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 {
+            std::future::pending::<()>().await;
+        }
+        Ok(Racy(n))
+    }
+}
+
+/// Polls `future` with a waker that does nothing, up to 100 times, until
+/// it is ready: a future that needs another task to make progress stays
+/// pending.
+fn poll_alone<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..100 {
+        if let std::task::Poll::Ready(output) = std::pin::Pin::new(&mut *future).poll(&mut cx) {
+            return std::task::Poll::Ready(output);
+        }
+    }
+    std::task::Poll::Pending
+}
+
+#[tokio::test]
+async fn a_lazy_app_build_never_waits_on_a_build_another_request_drives() {
+    let registry = Registry::builder()
+        .supply(Builds::default())
+        .build()
+        .await
+        .unwrap();
+    let first = registry.open_scope();
+    let mut stuck = Box::pin(first.resolve::<Racy>());
+    assert!(
+        poll_alone(&mut stuck).is_pending(),
+        "the first build never ends"
+    );
+
+    // A second request builds for itself, and its value is kept.
+    let second = registry.open_scope();
+    let mut own = Box::pin(second.resolve::<Racy>());
+    let std::task::Poll::Ready(value) = poll_alone(&mut own) else {
+        panic!("the second request waited on the first request's build");
+    };
+    assert_eq!((*value.unwrap()).0, 2);
+    let third = registry.open_scope();
+    let mut later = Box::pin(third.resolve::<Racy>());
+    let std::task::Poll::Ready(value) = poll_alone(&mut later) else {
+        panic!("a later request waited");
+    };
+    assert_eq!((*value.unwrap()).0, 2, "the first value to finish is kept");
+    assert_eq!(
+        (*registry.app::<Builds>().unwrap())
+            .0
+            .load(Ordering::SeqCst),
+        2
+    );
+    drop((stuck, own, later));
+    for scope in [first, second, third] {
+        scope.close(Exit::Cancelled).await;
+    }
+}
