@@ -1,0 +1,8 @@
+//! provision-postgres over real HTTP on loopback against a throwaway
+//! PostgreSQL cluster (a fresh database per test), in both modes.
+
+mod bounds;
+mod retry;
+mod streaming;
+mod support;
+mod transaction;
