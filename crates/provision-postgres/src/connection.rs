@@ -121,6 +121,21 @@ impl PgConnection {
         }
     }
 
+    /// The client, mutably (for APIs that need `&mut Client`, such as a
+    /// migration runner); `None` when others hold it too
+    /// ([`Connected::shared`](crate::Connected::shared)).
+    pub fn client_mut(&mut self) -> Option<&mut Client> {
+        match self
+            .handle
+            .as_mut()
+            .expect("the handle is present until close")
+        {
+            #[cfg(feature = "tokio")]
+            Handle::Leased(object) => Some(object),
+            Handle::Direct { client, .. } => Arc::get_mut(client),
+        }
+    }
+
     /// Whether a transaction is open on this connection.
     pub fn in_transaction(&self) -> bool {
         self.tx.load(Ordering::Acquire) != IDLE

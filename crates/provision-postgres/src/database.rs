@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use provision::{App, Error, Exit, Provide};
 
-use crate::connection::Limits;
 #[cfg(feature = "tokio")]
 use crate::ErrorKind;
+use crate::connection::Limits;
 use crate::{Connect, Mode, PgConnection, PgError, PgOptions};
 
 // Behind an `Arc`, built once per app: the size of a config is irrelevant.
