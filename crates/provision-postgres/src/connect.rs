@@ -44,7 +44,11 @@ pub trait Connect: Send + Sync + 'static {
 pub struct Connected {
     pub(crate) client: Arc<Client>,
     pub(crate) ended: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    pub(crate) abort: Option<Abort>,
 }
+
+/// Cuts a connection at once (natively: aborts the task driving it).
+pub(crate) type Abort = Box<dyn FnOnce() + Send + Sync>;
 
 impl Connected {
     /// A client whose connection is driven elsewhere; `ended` completes once
@@ -53,6 +57,7 @@ impl Connected {
         Connected {
             client: Arc::new(client),
             ended: Some(Box::pin(ended)),
+            abort: None,
         }
     }
 
@@ -69,7 +74,18 @@ impl Connected {
         Connected {
             client,
             ended: None,
+            abort: None,
         }
+    }
+
+    /// How to cut the connection at once when a statement on it timed out:
+    /// natively, abort the task that drives it. Without it, a broken
+    /// connection is dropped without waiting for its end, since its task
+    /// may wait for the server to finish the statement (a cancel request
+    /// does not always get through a pooler).
+    pub fn on_abort(mut self, abort: impl FnOnce() + Send + Sync + 'static) -> Connected {
+        self.abort = Some(Box::new(abort));
+        self
     }
 }
 

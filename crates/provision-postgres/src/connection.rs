@@ -35,6 +35,7 @@ enum Handle {
     Direct {
         client: Arc<Client>,
         ended: Option<Ended>,
+        abort: Option<Mutex<crate::connect::Abort>>,
     },
 }
 
@@ -91,6 +92,7 @@ impl PgConnection {
         let handle = Handle::Direct {
             client: connected.client,
             ended: connected.ended.map(Mutex::new),
+            abort: connected.abort.map(Mutex::new),
         };
         PgConnection::with_handle(handle, limits)
     }
@@ -185,7 +187,7 @@ impl PgConnection {
         match select(pin!(work), deadline).await {
             Either::Left((outcome, _)) => Ok(outcome),
             Either::Right(((), _)) => {
-                self.cancel_running_statement();
+                self.cancel_running_statement().await;
                 let error = PgError::statement_timeout();
                 self.record_failure(&error);
                 Err(error)
@@ -349,8 +351,22 @@ impl PgConnection {
                 }
                 Closing(None)
             }
-            Some(Handle::Direct { client, ended }) => {
+            Some(Handle::Direct {
+                client,
+                ended,
+                abort,
+            }) => {
                 drop(client);
+                if self.is_broken() {
+                    // Its task may wait for the server to finish a statement
+                    // that timed out: cut it, or at least do not wait.
+                    let Some(abort) = abort else {
+                        return Closing(None);
+                    };
+                    (abort
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner))();
+                }
                 Closing(ended.map(|ended| {
                     ended
                         .into_inner()
@@ -368,20 +384,25 @@ impl PgConnection {
         }
     }
 
-    /// Asks the server to stop the statement the deadline cut short; the
+    /// Asks the server to stop the statement the deadline cut short, and
+    /// waits (bounded) until the request went out: while this client is
+    /// still connected, so that a pooler forwards it to this statement's
+    /// server connection and not to whichever client has it next. The
     /// connection is closed anyway, but a backend busy in `pg_sleep` would
     /// not notice that until the statement ends.
-    fn cancel_running_statement(&self) {
+    async fn cancel_running_statement(&self) {
         self.broken.store(true, Ordering::Release);
         #[cfg(feature = "tokio")]
         {
             let token = self.client().cancel_token();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(error) = token.cancel_query(tokio_postgres::NoTls).await {
-                        tracing::debug!(%error, "could not cancel a timed-out statement");
-                    }
-                });
+            let cancel = token.cancel_query(tokio_postgres::NoTls);
+            let bound = tokio::time::timeout(self.limits.statement_timeout, cancel);
+            match bound.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "could not cancel a timed-out statement")
+                }
+                Err(_) => tracing::debug!("cancelling a timed-out statement timed out"),
             }
         }
     }

@@ -205,9 +205,11 @@ impl Postgres {
                         let task = tokio::spawn(async move {
                             let _ = connection.await;
                         });
+                        let abort = task.abort_handle();
                         Ok(crate::Connected::new(client, async move {
                             let _ = task.await;
-                        }))
+                        })
+                        .on_abort(move || abort.abort()))
                     })
                     .await?;
                 Ok(PgConnection::direct(connected, self.limits.clone()))

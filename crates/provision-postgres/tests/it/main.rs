@@ -2,6 +2,8 @@
 //! PostgreSQL cluster (a fresh database per test), in both modes.
 
 mod bounds;
+mod connector;
+mod pooler;
 mod retry;
 mod streaming;
 mod support;
