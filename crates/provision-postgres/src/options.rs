@@ -88,7 +88,8 @@ impl PgOptions {
     /// `SET LOCAL statement_timeout` sent with every `BEGIN` of
     /// [`PgTx`](crate::PgTx); and by the client, a deadline raced against
     /// every statement run through [`PgConnection`](crate::PgConnection),
-    /// which then cancels the statement and closes the connection.
+    /// which then cancels the statement (waiting at most this long again for
+    /// the cancel request to go out) and closes the connection.
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = timeout;
         self
