@@ -15,7 +15,7 @@ pub enum DbMode {
     Pool,
     /// Open a fresh connection on the request's first query and close it
     /// when the request ends: the Cloudflare Workers rule, and what a
-    /// PgBouncer or Hyperdrive deployment expects.
+    /// PgBouncer (transaction mode) or Hyperdrive deployment expects.
     PerRequest,
 }
 
@@ -30,6 +30,12 @@ pub struct Settings {
     /// the service uses an embedded SQLite database in --data-dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// PostgreSQL URL that migrations use, when --database-url goes through
+    /// a transaction-mode pooler (PgBouncer): migrations hold a session
+    /// lock, which needs a direct connection. Defaults to --database-url.
+    #[arg(long, env = "MIGRATIONS_DATABASE_URL", hide_env_values = true)]
+    pub migrations_database_url: Option<String>,
 
     /// Directory of the embedded SQLite database (used when no
     /// --database-url is given); created if missing.
@@ -70,6 +76,7 @@ impl Settings {
         Settings {
             listen: "127.0.0.1:0".parse().expect("a valid address"),
             database_url,
+            migrations_database_url: None,
             data_dir,
             db_mode: DbMode::Pool,
             pool_size: 16,

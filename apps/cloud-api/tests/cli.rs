@@ -36,6 +36,8 @@ fn help_explains_every_setting() {
         "POOL_SIZE",
         "--acquire-timeout",
         "ACQUIRE_TIMEOUT",
+        "--migrations-database-url",
+        "MIGRATIONS_DATABASE_URL",
     ] {
         assert!(help.contains(flag), "`{flag}` missing from:\n{help}");
     }
@@ -77,6 +79,47 @@ fn bad_settings_fail_with_a_message_and_a_non_zero_exit() {
         !stderr.contains("mysql://nope"),
         "the URL is not echoed: {stderr}"
     );
+}
+
+/// Behind PgBouncer in transaction mode, migrations go straight to the
+/// server through their own URL, and a token is created through the pooler.
+#[test]
+fn migrate_and_token_create_behind_pgbouncer() {
+    let cluster = throwaway_postgres::shared();
+    let db = cluster.create_database().unwrap();
+    let bouncer = cluster
+        .pgbouncer()
+        .unwrap_or_else(|e| panic!("cannot start PgBouncer: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("DATA_DIR", dir.path())
+            .env("DATABASE_URL", bouncer.url(&db))
+            .env("MIGRATIONS_DATABASE_URL", cluster.url(&db))
+            .output()
+            .expect("the binary runs")
+    };
+    let migrated = run(&["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let token = run(&["token", "create", "--email", "ada@example.com"]);
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    assert!(String::from_utf8(token.stdout).unwrap().trim().len() > 20);
+    let tables = cluster
+        .psql(
+            &db,
+            "SELECT count(*) FROM users WHERE email = 'ada@example.com'",
+        )
+        .unwrap();
+    assert_eq!(tables.trim(), "1");
 }
 
 #[test]

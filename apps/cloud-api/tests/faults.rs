@@ -41,9 +41,13 @@ async fn hold_connection(Dep(conn): Dep<Conn>) -> &'static str {
     "held"
 }
 
-/// A query that would run for 30 s.
-async fn slow_query(Dep(conn): Dep<Conn>) -> Result<&'static str, cloud_api::http::ApiError> {
-    let client = conn
+/// A query that would run for 30 s, sent straight through the client
+/// inside the request's transaction: the server's `SET LOCAL
+/// statement_timeout` (sent with `BEGIN`, safe behind a transaction-mode
+/// pooler) cuts it. (No startup parameter sets it for the session any more:
+/// PgBouncer refuses one.)
+async fn slow_query(Dep(tx): Dep<Tx>) -> Result<&'static str, cloud_api::http::ApiError> {
+    let client = tx
         .get()?
         .postgres_client()
         .expect("a PostgreSQL connection");

@@ -138,9 +138,7 @@ async fn pooled_connections_are_reused() {
 #[tokio::test]
 async fn a_pooled_connection_dropped_in_a_transaction_is_discarded() {
     let (db, _name) = database(PostgresMode::Pool, 1).await;
-    let Database::Postgres { pool } = &db else {
-        unreachable!()
-    };
+    let pool = db.postgres().and_then(|pg| pg.pool()).expect("a pool");
     let c = db.acquire().await.unwrap();
     c.begin().await.unwrap();
     c.create_user(&new_user(1)).await.unwrap();

@@ -64,6 +64,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod pgbouncer;
+
+pub use pgbouncer::PgBouncer;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;

@@ -81,8 +81,8 @@ impl Provide for Db {
 /// Whether each request opens (and closes) its own connection.
 fn connects_per_request(database: &Database) -> bool {
     #[cfg(feature = "postgres")]
-    if matches!(database, Database::PostgresPerRequest { .. }) {
-        return true;
+    if let Some(postgres) = database.postgres() {
+        return postgres.mode() == PostgresMode::PerRequest;
     }
     matches!(database, Database::Connector(_))
 }
@@ -97,8 +97,9 @@ pub fn open(settings: &Settings) -> Result<Database, crate::store::StoreError> {
                 DbMode::Pool => PostgresMode::Pool,
                 DbMode::PerRequest => PostgresMode::PerRequest,
             };
-            Database::connect_postgres(
+            Database::connect_postgres_with_migrations(
                 url,
+                settings.migrations_database_url.as_deref(),
                 mode,
                 settings.pool_size as usize,
                 settings.acquire_timeout,

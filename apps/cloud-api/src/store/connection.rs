@@ -90,9 +90,13 @@ pub enum Closing {
     Done,
     /// A rollback, or a connection task still ending.
     Waiting(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// What provision-postgres has left to do (often nothing).
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    Postgres(provision_postgres::Closing),
 }
 
 impl Closing {
+    #[cfg(feature = "sqlite")]
     pub(crate) fn later(future: impl Future<Output = ()> + Send + 'static) -> Closing {
         Closing::Waiting(Box::pin(future))
     }
@@ -105,6 +109,8 @@ impl Future for Closing {
         match &mut *self {
             Closing::Done => Poll::Ready(()),
             Closing::Waiting(future) => future.as_mut().poll(cx),
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+            Closing::Postgres(closing) => Pin::new(closing).poll(cx),
         }
     }
 }

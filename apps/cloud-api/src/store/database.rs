@@ -5,8 +5,6 @@ use std::future::Future;
 #[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::pin::Pin;
-#[cfg(feature = "postgres")]
-use std::str::FromStr;
 use std::sync::Arc;
 #[cfg(feature = "postgres")]
 use std::time::Duration;
@@ -14,37 +12,14 @@ use std::time::Duration;
 use super::{Connection, StoreError};
 
 #[cfg(feature = "postgres")]
-use super::postgres::{PgConnection, map_connect_error, map_pool_error};
+use super::postgres::PgConnection;
 #[cfg(feature = "sqlite")]
 use super::sqlite::SqlitePool;
 
-/// How the service talks to PostgreSQL.
+/// How the service talks to PostgreSQL: a pool, or a connection per
+/// request (provision-postgres's [`Mode`](provision_postgres::Mode)).
 #[cfg(feature = "postgres")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostgresMode {
-    /// Connections are kept in a pool and leased per request.
-    Pool,
-    /// Each request opens its own connection and closes it at the end: the
-    /// Cloudflare Workers rule, and what PgBouncer or Hyperdrive in front
-    /// of the database expect.
-    PerRequest,
-}
-
-#[cfg(feature = "postgres")]
-impl FromStr for PostgresMode {
-    type Err = StoreError;
-
-    /// `pool` or `per-request`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pool" => Ok(PostgresMode::Pool),
-            "per-request" => Ok(PostgresMode::PerRequest),
-            _ => Err(StoreError::Invalid(
-                "database mode must be `pool` or `per-request`".into(),
-            )),
-        }
-    }
-}
+pub use provision_postgres::Mode as PostgresMode;
 
 /// Makes one connection for the current request, for a host that connects
 /// its own way: on Cloudflare Workers, a socket per request (see
@@ -60,19 +35,16 @@ pub trait Connect: Send + Sync + 'static {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Database {
-    /// PostgreSQL with a connection pool.
+    /// PostgreSQL through provision-postgres: a pool, or a connection per
+    /// request.
     #[cfg(feature = "postgres")]
     Postgres {
-        /// The pool; its wait and create timeouts are the acquire timeout.
-        pool: deadpool_postgres::Pool,
-    },
-    /// PostgreSQL with a connection per request.
-    #[cfg(feature = "postgres")]
-    PostgresPerRequest {
-        /// Parsed from the URL; its connect timeout is the acquire timeout.
-        config: tokio_postgres::Config,
-        /// How long `acquire` may take in all.
-        acquire_timeout: Duration,
+        /// Hands out the request connections.
+        postgres: provision_postgres::Postgres,
+        /// Where migrations connect (per request, with the same bounded
+        /// retry): a direct URL, never through a transaction-mode pooler,
+        /// which cannot hold their session lock.
+        migrations: provision_postgres::Postgres,
     },
     /// An embedded SQLite file.
     #[cfg(feature = "sqlite")]
@@ -90,16 +62,9 @@ impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             #[cfg(feature = "postgres")]
-            Database::Postgres { pool } => f
+            Database::Postgres { postgres, .. } => f
                 .debug_struct("Postgres")
-                .field("max_size", &pool.status().max_size)
-                .finish_non_exhaustive(),
-            #[cfg(feature = "postgres")]
-            Database::PostgresPerRequest {
-                acquire_timeout, ..
-            } => f
-                .debug_struct("PostgresPerRequest")
-                .field("acquire_timeout", acquire_timeout)
+                .field("postgres", postgres)
                 .finish_non_exhaustive(),
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => f.debug_struct("Sqlite").field("pool", pool).finish(),
@@ -116,11 +81,12 @@ impl Database {
     ///
     /// `pool_size` only matters in [`PostgresMode::Pool`]. `acquire_timeout`
     /// bounds how long [`acquire`](Self::acquire) may wait for a free
-    /// connection and to connect; past it, `Unavailable`.
+    /// connection, connect and retry; past it, `Unavailable`.
     ///
-    /// Every connection gets `statement_timeout` (so a hung query cannot
-    /// hold a connection forever), sent as a startup option: no extra round
-    /// trip. (PgBouncer must list `options` in `ignore_startup_parameters`.)
+    /// `statement_timeout` bounds every statement without any session
+    /// setting or startup parameter (both break behind PgBouncer in
+    /// transaction mode): `SET LOCAL` in each transaction, and a client-side
+    /// deadline on every query, which closes the connection.
     #[cfg(feature = "postgres")]
     pub fn connect_postgres(
         url: &str,
@@ -129,52 +95,68 @@ impl Database {
         acquire_timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Database, StoreError> {
-        use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+        Database::connect_postgres_with_migrations(
+            url,
+            None,
+            mode,
+            pool_size,
+            acquire_timeout,
+            statement_timeout,
+        )
+    }
 
+    /// Like [`connect_postgres`](Self::connect_postgres), with migrations
+    /// applied through `migrations_url` (a direct connection, when `url`
+    /// goes through a transaction-mode pooler) instead of `url`.
+    #[cfg(feature = "postgres")]
+    pub fn connect_postgres_with_migrations(
+        url: &str,
+        migrations_url: Option<&str>,
+        mode: PostgresMode,
+        pool_size: usize,
+        acquire_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Database, StoreError> {
         // The parse error could echo part of the URL (and its password).
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
-            StoreError::Invalid("the database URL is not a valid PostgreSQL URL".into())
-        })?;
-        config.connect_timeout(acquire_timeout);
-        let statement_timeout = format!(
-            "-c statement_timeout={}",
-            statement_timeout.as_millis().max(1)
-        );
-        let options = match config.get_options() {
-            Some(existing) => format!("{existing} {statement_timeout}"),
-            None => statement_timeout,
+        let parse = |url: &str, which: &str| -> Result<tokio_postgres::Config, StoreError> {
+            url.parse().map_err(|_| {
+                StoreError::Invalid(format!("the {which} is not a valid PostgreSQL URL"))
+            })
         };
-        config.options(&options);
-        if config.get_application_name().is_none() {
-            config.application_name("cloud-api");
-        }
-        match mode {
-            PostgresMode::PerRequest => Ok(Database::PostgresPerRequest {
-                config,
-                acquire_timeout,
-            }),
-            PostgresMode::Pool => {
-                // Fast recycling only checks that the socket is open. A
-                // connection the server dropped silently then fails its
-                // first query with `Unavailable` once; `Verified` would
-                // prevent that at the cost of a round trip per request.
-                let manager = Manager::from_config(
-                    config,
-                    tokio_postgres::NoTls,
-                    ManagerConfig {
-                        recycling_method: RecyclingMethod::Fast,
-                    },
-                );
-                let pool = Pool::builder(manager)
-                    .max_size(pool_size.max(1))
-                    .wait_timeout(Some(acquire_timeout))
-                    .create_timeout(Some(acquire_timeout))
-                    .recycle_timeout(Some(acquire_timeout))
-                    .runtime(Runtime::Tokio1)
-                    .build()
-                    .map_err(|_| StoreError::Internal("cannot build the database pool".into()))?;
-                Ok(Database::Postgres { pool })
-            }
+        let config = parse(url, "database URL")?;
+        let migrations = match migrations_url {
+            Some(url) => parse(url, "migrations database URL")?,
+            None => config.clone(),
+        };
+        let migrations = provision_postgres::Postgres::from_config(
+            migrations,
+            provision_postgres::PgOptions::default()
+                .mode(PostgresMode::PerRequest)
+                .acquire_timeout(acquire_timeout)
+                .application_name("cloud-api-migrate"),
+        )
+        .map_err(super::postgres::from_pg)?;
+        let options = provision_postgres::PgOptions::default()
+            .mode(mode)
+            .pool_size(pool_size)
+            .acquire_timeout(acquire_timeout)
+            .statement_timeout(statement_timeout)
+            .application_name("cloud-api");
+        let postgres = provision_postgres::Postgres::from_config(config, options)
+            .map_err(super::postgres::from_pg)?;
+        Ok(Database::Postgres {
+            postgres,
+            migrations,
+        })
+    }
+
+    /// The provision-postgres handle, for PostgreSQL.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&self) -> Option<&provision_postgres::Postgres> {
+        match self {
+            Database::Postgres { postgres, .. } => Some(postgres),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -194,37 +176,9 @@ impl Database {
     pub async fn acquire(&self) -> Result<Connection, StoreError> {
         match self {
             #[cfg(feature = "postgres")]
-            Database::Postgres { pool } => {
-                // The pool's own timeouts apply to each phase (waiting,
-                // connecting); this caps the whole, retries included.
-                let budget = pool.timeouts().wait.unwrap_or(Duration::from_secs(30));
-                let object = super::retry::with_backoff(budget, || async {
-                    pool.get().await.map_err(classify_pool_error)
-                })
-                .await?;
-                Ok(Connection::Postgres(PgConnection::leased(object)))
-            }
-            #[cfg(feature = "postgres")]
-            Database::PostgresPerRequest {
-                config,
-                acquire_timeout,
-            } => {
-                let (client, connection) = super::retry::with_backoff(*acquire_timeout, || async {
-                    config
-                        .connect(tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| classify_connect_error(&e))
-                })
-                .await?;
-                // The connection task ends by itself once the client is
-                // dropped (it sends Terminate and closes the socket).
-                let task = tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                Ok(Connection::Postgres(PgConnection::direct(
-                    client,
-                    Some(task),
-                )))
+            Database::Postgres { postgres, .. } => {
+                let connection = postgres.acquire().await.map_err(super::postgres::from_pg)?;
+                Ok(Connection::Postgres(PgConnection::new(connection)))
             }
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => Ok(Connection::Sqlite(pool.acquire().await?)),
@@ -233,30 +187,35 @@ impl Database {
     }
 
     /// Applies any pending migrations. Safe to call from several instances
-    /// at once on Postgres (they take turns on an advisory lock).
+    /// at once on Postgres (they take turns on an advisory lock), over a
+    /// connection of its own to the migrations URL.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.acquire().await? {
+        match self {
             #[cfg(feature = "postgres")]
-            Connection::Postgres(mut pg) => {
-                let result = match pg.client_mut() {
+            Database::Postgres { migrations, .. } => {
+                let mut connection = migrations
+                    .acquire()
+                    .await
+                    .map_err(super::postgres::from_pg)?;
+                let result = match connection.client_mut() {
                     Some(client) => super::migrate::migrate_postgres(client).await,
                     None => Err(StoreError::Internal(
                         "cannot migrate through a shared connection".into(),
                     )),
                 };
-                pg.close().await;
+                connection.close().await;
                 result
             }
             #[cfg(feature = "sqlite")]
-            Connection::Sqlite(sqlite) => sqlite.run(super::migrate::migrate_sqlite).await,
-            #[cfg(all(feature = "postgres-wasm", not(feature = "postgres")))]
-            Connection::Postgres(pg) => {
-                pg.close().await;
-                Err(StoreError::Internal(
-                    "migrations are applied natively (`cloud-api migrate`), not from a Worker"
-                        .into(),
-                ))
+            Database::Sqlite { pool } => {
+                pool.acquire()
+                    .await?
+                    .run(super::migrate::migrate_sqlite)
+                    .await
             }
+            Database::Connector(_) => Err(StoreError::Internal(
+                "migrations are applied natively (`cloud-api migrate`), not from a Worker".into(),
+            )),
         }
     }
 
@@ -265,44 +224,8 @@ impl Database {
     /// shutdown.
     pub fn close(&self) {
         #[cfg(feature = "postgres")]
-        if let Database::Postgres { pool } = self {
-            pool.close();
+        if let Database::Postgres { postgres, .. } = self {
+            postgres.close();
         }
-    }
-}
-
-/// Whether a failed connect is worth another attempt: refused, reset or
-/// timed out connections and a server that is starting up or full are;
-/// bad credentials and a missing database are not.
-#[cfg(feature = "postgres")]
-fn classify_connect_error(e: &tokio_postgres::Error) -> super::retry::Attempt {
-    use super::retry::Attempt;
-    use tokio_postgres::error::SqlState;
-    let error = map_connect_error(e);
-    match e.code() {
-        Some(code)
-            if *code == SqlState::INVALID_PASSWORD
-                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                || *code == SqlState::INVALID_CATALOG_NAME =>
-        {
-            Attempt::Final(error)
-        }
-        _ => Attempt::Transient(error),
-    }
-}
-
-/// Leasing from the pool: a failed connect inside it is judged like a
-/// direct one; a pool wait that timed out or a closed pool is final.
-#[cfg(feature = "postgres")]
-fn classify_pool_error(e: deadpool_postgres::PoolError) -> super::retry::Attempt {
-    use super::retry::Attempt;
-    use deadpool_postgres::{PoolError, TimeoutType};
-    match e {
-        PoolError::Backend(ref inner) => match classify_connect_error(inner) {
-            Attempt::Final(_) => Attempt::Final(map_pool_error(e)),
-            Attempt::Transient(_) => Attempt::Transient(map_pool_error(e)),
-        },
-        PoolError::Timeout(TimeoutType::Create) => Attempt::Transient(map_pool_error(e)),
-        other => Attempt::Final(map_pool_error(other)),
     }
 }

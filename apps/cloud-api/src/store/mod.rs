@@ -9,10 +9,9 @@ mod error;
 mod migrate;
 #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
 pub mod postgres;
-#[cfg(feature = "postgres")]
-mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
 mod transaction;
 
 pub use connection::{Closing, Connection};

@@ -27,6 +27,10 @@ pub enum Backend {
     Sqlite,
     PostgresPool,
     PostgresPerRequest,
+    /// PostgreSQL behind PgBouncer in transaction mode, pool mode.
+    PgBouncerPool,
+    /// PostgreSQL behind PgBouncer in transaction mode, per-request mode.
+    PgBouncerPerRequest,
 }
 
 /// Settings for a fresh database of `backend`, and what must outlive it.
@@ -48,6 +52,23 @@ pub fn settings(backend: Backend) -> (Settings, Box<dyn Any + Send + Sync>) {
             };
             settings.pool_size = 4;
             (settings, Box::new(name))
+        }
+        Backend::PgBouncerPool | Backend::PgBouncerPerRequest => {
+            let cluster = throwaway_postgres::shared();
+            let name = cluster.create_database().expect("a fresh database");
+            let bouncer = cluster
+                .pgbouncer()
+                .unwrap_or_else(|e| panic!("cannot start PgBouncer: {e}"));
+            let mut settings = Settings::for_database(Some(bouncer.url(&name)), "unused".into());
+            // Migrations hold a session lock: they go straight to the server.
+            settings.migrations_database_url = Some(cluster.url(&name));
+            settings.db_mode = if backend == Backend::PgBouncerPool {
+                DbMode::Pool
+            } else {
+                DbMode::PerRequest
+            };
+            settings.pool_size = 4;
+            (settings, Box::new((name, bouncer)))
         }
     }
 }

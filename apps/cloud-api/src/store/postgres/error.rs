@@ -6,8 +6,6 @@
 
 use std::error::Error as _;
 
-#[cfg(feature = "postgres")]
-use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
 use crate::store::error::{StoreError, unique_violation};
@@ -39,24 +37,6 @@ pub fn map_connect_error(e: &tokio_postgres::Error) -> StoreError {
         StoreError::Internal(_) => StoreError::Unavailable("cannot connect to the database".into()),
         StoreError::Unavailable(m) => StoreError::Unavailable(m),
         _ => StoreError::Unavailable("the database refused the connection".into()),
-    }
-}
-
-/// Maps an error from leasing a pooled connection.
-#[cfg(feature = "postgres")]
-pub fn map_pool_error(e: PoolError) -> StoreError {
-    match e {
-        PoolError::Timeout(_) => {
-            StoreError::Unavailable("timed out waiting for a database connection".into())
-        }
-        PoolError::Backend(e) => map_connect_error(&e),
-        PoolError::Closed => StoreError::Unavailable("the database pool is closed".into()),
-        PoolError::NoRuntimeSpecified => {
-            StoreError::Internal("the database pool has no runtime".into())
-        }
-        PoolError::PostCreateHook(_) => {
-            StoreError::Unavailable("cannot set up a database connection".into())
-        }
     }
 }
 
@@ -129,15 +109,5 @@ mod tests {
             map("42P01", None),
             StoreError::Internal("database error (SQLSTATE 42P01)".into())
         );
-    }
-
-    #[test]
-    fn pool_timeouts_are_unavailable() {
-        let e = map_pool_error(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait));
-        assert!(matches!(e, StoreError::Unavailable(_)));
-        assert!(matches!(
-            map_pool_error(PoolError::Closed),
-            StoreError::Unavailable(_)
-        ));
     }
 }

@@ -30,7 +30,7 @@ pub(crate) mod users;
 
 pub use connection::PgConnection;
 #[cfg(feature = "postgres")]
-pub use error::map_pool_error;
+pub(crate) use connection::from_pg;
 pub use error::{map_connect_error, map_error, map_error_ref};
 
 use tokio_postgres::Row;

@@ -1,0 +1,38 @@
+//! cloud-api behind PgBouncer in transaction mode (Debian's `pgbouncer`,
+//! started by the test on a free loopback port in front of the throwaway
+//! cluster): it starts, and its HTTP contract passes, in both modes. A
+//! transaction-mode pooler refuses startup parameters it does not know
+//! (`options`) and cannot keep session state, so none may be relied on.
+
+mod support;
+
+use support::Backend;
+use support::contract;
+
+macro_rules! behind_pgbouncer {
+    ($($name:ident),* $(,)?) => {
+        mod pool {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPool).await })*
+        }
+        mod per_request {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPerRequest).await })*
+        }
+    };
+}
+
+behind_pgbouncer!(
+    health_is_public_and_builds_nothing,
+    ready_checks_the_database,
+    openapi_document_is_public,
+    protected_routes_refuse_missing_and_bad_tokens,
+    users_create_get_and_list,
+    users_pagination,
+    users_bad_input_is_a_clear_4xx,
+    unknown_routes_and_methods_are_json_errors,
+    organisations_and_members,
+    sources_in_scopes,
+    a_failed_write_leaves_nothing_behind,
+    metrics_count_requests_and_services,
+);

@@ -1,0 +1,445 @@
+//! [`PgConnection`]: one connection held for one request, with its
+//! transaction state and its statement deadline.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, ToStatement};
+
+use crate::{ErrorKind, PgError, Timer};
+
+/// What bounds the statements on a connection; shared by every connection
+/// of one [`Postgres`](crate::Postgres).
+pub(crate) struct Limits {
+    pub(crate) statement_timeout: Duration,
+    pub(crate) timer: Option<Arc<dyn Timer>>,
+}
+
+/// Completes once the task driving a direct connection's socket has ended.
+/// In a mutex only so that the connection is `Sync` (it is awaited by value,
+/// never shared).
+type Ended = Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+enum Handle {
+    /// Leased from the pool; goes back to it when dropped, unless detached.
+    #[cfg(feature = "tokio")]
+    Leased(deadpool_postgres::Object),
+    /// Opened for this request; closed when the client is dropped.
+    Direct {
+        client: Arc<Client>,
+        ended: Option<Ended>,
+        abort: Option<Mutex<crate::connect::Abort>>,
+    },
+}
+
+const IDLE: u8 = 0;
+const OPEN: u8 = 1;
+/// Open, but a statement in it failed: it can only roll back.
+const FAILED: u8 = 2;
+
+/// A leased pool connection or a per-request client.
+///
+/// Statements run through its methods ([`query`](Self::query),
+/// [`execute`](Self::execute), [`guard`](Self::guard), ...) are raced
+/// against the statement timeout: past it, the statement is cancelled on the
+/// server, the connection is marked broken (closed when the request ends,
+/// never returned to a pool), and the caller gets a [`ErrorKind::Timeout`]
+/// error, a `503`. A failure inside a transaction marks it failed, so that
+/// its commit reports an error instead of PostgreSQL's silent rollback.
+///
+/// Every method takes `&self`: a request shares one connection by reference.
+pub struct PgConnection {
+    handle: Option<Handle>,
+    tx: AtomicU8,
+    broken: AtomicBool,
+    limits: Arc<Limits>,
+}
+
+impl std::fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnection")
+            .field("in_transaction", &self.in_transaction())
+            .field("broken", &self.is_broken())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConnection {
+    #[cfg(feature = "tokio")]
+    pub(crate) fn leased(object: deadpool_postgres::Object, limits: Arc<Limits>) -> Self {
+        PgConnection::with_handle(Handle::Leased(object), limits)
+    }
+
+    /// Wraps a connection a host made (see [`Connect`](crate::Connect)),
+    /// with the statement timeout and timer of `options`: for code that
+    /// holds connections outside [`Postgres`](crate::Postgres).
+    pub fn from_connected(connected: crate::Connected, options: &crate::PgOptions) -> Self {
+        let limits = Arc::new(Limits {
+            statement_timeout: options.statement_timeout,
+            timer: options.timer.clone(),
+        });
+        PgConnection::direct(connected, limits)
+    }
+
+    pub(crate) fn direct(connected: crate::Connected, limits: Arc<Limits>) -> Self {
+        let handle = Handle::Direct {
+            client: connected.client,
+            ended: connected.ended.map(Mutex::new),
+            abort: connected.abort.map(Mutex::new),
+        };
+        PgConnection::with_handle(handle, limits)
+    }
+
+    fn with_handle(handle: Handle, limits: Arc<Limits>) -> Self {
+        PgConnection {
+            handle: Some(handle),
+            tx: AtomicU8::new(IDLE),
+            broken: AtomicBool::new(false),
+            limits,
+        }
+    }
+
+    /// The tokio-postgres client, for what the methods here do not cover.
+    ///
+    /// Statements sent straight through it have no client-side deadline and
+    /// their failures do not mark the transaction failed; wrap them in
+    /// [`guard`](Self::guard) to get both.
+    pub fn client(&self) -> &Client {
+        match self
+            .handle
+            .as_ref()
+            .expect("the handle is present until close")
+        {
+            #[cfg(feature = "tokio")]
+            Handle::Leased(object) => object,
+            Handle::Direct { client, .. } => client,
+        }
+    }
+
+    /// The client, mutably (for APIs that need `&mut Client`, such as a
+    /// migration runner); `None` when others hold it too
+    /// ([`Connected::shared`](crate::Connected::shared)).
+    pub fn client_mut(&mut self) -> Option<&mut Client> {
+        match self
+            .handle
+            .as_mut()
+            .expect("the handle is present until close")
+        {
+            #[cfg(feature = "tokio")]
+            Handle::Leased(object) => Some(object),
+            Handle::Direct { client, .. } => Arc::get_mut(client),
+        }
+    }
+
+    /// Whether a transaction is open on this connection.
+    pub fn in_transaction(&self) -> bool {
+        self.tx.load(Ordering::Acquire) != IDLE
+    }
+
+    /// Whether the connection was lost or a statement on it timed out: it
+    /// will be closed when the request ends, not reused.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    /// Runs a statement's future under the statement deadline, and records
+    /// its failure (transaction failed; connection broken if it was lost or
+    /// timed out).
+    ///
+    /// ```no_run
+    /// # async fn run(conn: &provision_postgres::PgConnection) -> Result<(), provision_postgres::PgError> {
+    /// let statement = conn.guard(conn.client().prepare("SELECT $1::int")).await?;
+    /// let row = conn.guard(conn.client().query_one(&statement, &[&1i32])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn guard<T>(
+        &self,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, PgError> {
+        let outcome = match self.deadline(statement).await {
+            Ok(outcome) => outcome.map_err(PgError::from_query),
+            Err(timed_out) => Err(timed_out),
+        };
+        if let Err(error) = &outcome {
+            self.record_failure(error);
+        }
+        outcome
+    }
+
+    /// Runs `work` (statements on this connection, with errors of the
+    /// caller's own type) under the statement deadline. Past it, the
+    /// statement is cancelled, the connection marked broken and the
+    /// transaction failed, and the answer is a [`ErrorKind::Timeout`] error.
+    /// Unlike [`guard`](Self::guard), a failure inside `work` is the
+    /// caller's to record ([`fail_transaction`](Self::fail_transaction)).
+    pub async fn deadline<T>(&self, work: impl Future<Output = T>) -> Result<T, PgError> {
+        let Some(timer) = &self.limits.timer else {
+            return Ok(work.await);
+        };
+        let deadline = timer.sleep(self.limits.statement_timeout);
+        match select(pin!(work), deadline).await {
+            Either::Left((outcome, _)) => Ok(outcome),
+            Either::Right(((), _)) => {
+                self.cancel_running_statement().await;
+                let error = PgError::statement_timeout();
+                self.record_failure(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Marks the open transaction failed (no effect outside one): its
+    /// commit then rolls back and reports an error. For failures the
+    /// library did not see, such as an app-level check inside a write.
+    pub fn fail_transaction(&self) {
+        let _ = self
+            .tx
+            .compare_exchange(OPEN, FAILED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Runs a statement and returns its rows.
+    pub async fn query<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, PgError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.guard(self.client().query(statement, params)).await
+    }
+
+    /// Runs a statement that returns exactly one row.
+    pub async fn query_one<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, PgError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.guard(self.client().query_one(statement, params)).await
+    }
+
+    /// Runs a statement that returns at most one row.
+    pub async fn query_opt<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, PgError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.guard(self.client().query_opt(statement, params)).await
+    }
+
+    /// Runs a statement and returns how many rows it changed.
+    pub async fn execute<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, PgError>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.guard(self.client().execute(statement, params)).await
+    }
+
+    /// Runs statements separated by `;`, without parameters.
+    pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
+        self.guard(self.client().batch_execute(sql)).await
+    }
+
+    /// Opens a transaction, with the statement timeout set for it alone
+    /// (`SET LOCAL`): per-connection settings would leak to other clients
+    /// behind a transaction-mode pooler, and a startup parameter is refused
+    /// by one. One round trip.
+    pub async fn begin(&self) -> Result<(), PgError> {
+        if self
+            .tx
+            .compare_exchange(IDLE, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(PgError::new(
+                ErrorKind::Internal,
+                "a transaction is already open",
+            ));
+        }
+        let millis = self.limits.statement_timeout.as_millis().max(1);
+        self.batch_execute(&format!("BEGIN; SET LOCAL statement_timeout = {millis}"))
+            .await
+    }
+
+    /// Commits the open transaction (nothing to do outside one).
+    ///
+    /// If a statement in it failed, PostgreSQL would answer `COMMIT` with a
+    /// silent rollback; this rolls back and says so with an error instead.
+    /// The `SELECT 1` in the same round trip catches a failure the library
+    /// did not see (a statement sent straight through [`client`](Self::client)):
+    /// in an aborted transaction it fails, and `COMMIT` is never reached.
+    pub async fn commit(&self) -> Result<(), PgError> {
+        match self.tx.swap(IDLE, Ordering::AcqRel) {
+            IDLE => Ok(()),
+            OPEN => {
+                let committed = self.batch_execute("SELECT 1; COMMIT").await;
+                if committed.is_err() && !self.is_broken() {
+                    // The SELECT failed, so the transaction is still open
+                    // (aborted) on the server.
+                    let _ = self.guard(self.client().batch_execute("ROLLBACK")).await;
+                }
+                committed
+            }
+            _ => {
+                let _ = self.guard(self.client().batch_execute("ROLLBACK")).await;
+                Err(PgError::new(
+                    ErrorKind::Internal,
+                    "a statement in the transaction failed, so it was rolled back: nothing was saved",
+                ))
+            }
+        }
+    }
+
+    /// Rolls back the open transaction (nothing to do outside one).
+    pub async fn rollback(&self) -> Result<(), PgError> {
+        match self.tx.swap(IDLE, Ordering::AcqRel) {
+            IDLE => Ok(()),
+            _ => self.batch_execute("ROLLBACK").await,
+        }
+    }
+
+    /// Ends this request's use of the connection: rolls back an open
+    /// transaction, then returns a leased connection to its pool, or closes
+    /// it (a per-request connection, or one that is broken or could not
+    /// roll back) and waits until its socket is closed.
+    ///
+    /// Not an `async fn`: with no transaction open (most requests) the
+    /// connection is given back at once, and the future holds only what is
+    /// left to await (the end of the socket's task).
+    pub fn close(self) -> Closing {
+        if self.in_transaction() && !self.is_broken() {
+            return Closing(Some(Box::pin(async move {
+                if self.rollback().await.is_err() {
+                    self.broken.store(true, Ordering::Release);
+                }
+                if let Some(ending) = self.finish().0 {
+                    ending.await;
+                }
+            })));
+        }
+        self.finish()
+    }
+
+    fn finish(mut self) -> Closing {
+        match self.handle.take() {
+            #[cfg(feature = "tokio")]
+            Some(Handle::Leased(object)) => {
+                // A transaction still marked open here could not be rolled
+                // back.
+                if !self.is_broken() && !self.in_transaction() {
+                    drop(object);
+                } else {
+                    // Detached from the pool, the client is dropped and the
+                    // connection closes; the server rolls back what is left.
+                    drop(deadpool_postgres::Object::take(object));
+                }
+                Closing(None)
+            }
+            Some(Handle::Direct {
+                client,
+                ended,
+                abort,
+            }) => {
+                drop(client);
+                if self.is_broken() {
+                    // Its task may wait for the server to finish a statement
+                    // that timed out: cut it, or at least do not wait.
+                    let Some(abort) = abort else {
+                        return Closing(None);
+                    };
+                    (abort
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner))();
+                }
+                Closing(ended.map(|ended| {
+                    ended
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }))
+            }
+            None => Closing(None),
+        }
+    }
+
+    fn record_failure(&self, error: &PgError) {
+        self.fail_transaction();
+        if error.breaks_connection() {
+            self.broken.store(true, Ordering::Release);
+        }
+    }
+
+    /// Asks the server to stop the statement the deadline cut short, and
+    /// waits (bounded) until the request went out: while this client is
+    /// still connected, so that a pooler forwards it to this statement's
+    /// server connection and not to whichever client has it next. The
+    /// connection is closed anyway, but a backend busy in `pg_sleep` would
+    /// not notice that until the statement ends.
+    async fn cancel_running_statement(&self) {
+        self.broken.store(true, Ordering::Release);
+        #[cfg(feature = "tokio")]
+        {
+            let token = self.client().cancel_token();
+            let cancel = token.cancel_query(tokio_postgres::NoTls);
+            let bound = tokio::time::timeout(self.limits.statement_timeout, cancel);
+            match bound.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "could not cancel a timed-out statement")
+                }
+                Err(_) => tracing::debug!("cancelling a timed-out statement timed out"),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for PgConnection {
+    /// Dropped without [`close`](PgConnection::close) (a test, a leak): a
+    /// leased connection with an open transaction or a broken one must not
+    /// ride back into the pool, so it is detached and closed.
+    fn drop(&mut self) {
+        if (self.in_transaction() || self.is_broken())
+            && let Some(Handle::Leased(object)) = self.handle.take()
+        {
+            drop(deadpool_postgres::Object::take(object));
+        }
+    }
+}
+
+/// The rest of [`PgConnection::close`]: a rollback, or a socket still
+/// closing. Ready at once when there is nothing left.
+#[must_use = "the connection is closed only once this future completes"]
+pub struct Closing(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Future for Closing {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            None => Poll::Ready(()),
+            Some(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl std::fmt::Debug for Closing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Closing").field(&self.0.is_some()).finish()
+    }
+}

@@ -1,0 +1,10 @@
+//! provision-postgres over real HTTP on loopback against a throwaway
+//! PostgreSQL cluster (a fresh database per test), in both modes.
+
+mod bounds;
+mod connector;
+mod pooler;
+mod retry;
+mod streaming;
+mod support;
+mod transaction;
