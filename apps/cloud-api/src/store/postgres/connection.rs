@@ -247,6 +247,22 @@ impl PgConnection {
         self.track(users::list(self.client(), page).await)
     }
 
+    pub(crate) async fn list_users_visible_to(
+        &self,
+        viewer: i64,
+        page: Page,
+    ) -> Result<UserList, StoreError> {
+        self.track(users::list_visible(self.client(), viewer, page).await)
+    }
+
+    pub(crate) async fn get_user_visible_to(
+        &self,
+        viewer: i64,
+        id: i64,
+    ) -> Result<User, StoreError> {
+        self.track(users::get_visible(self.client(), viewer, id).await)
+    }
+
     pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.track(users::get(self.client(), id).await)
     }

@@ -13,6 +13,18 @@ macro_rules! user_columns {
     };
 }
 
+/// The ids of the users `$1` may see: themself and everyone who shares an
+/// organisation with them (the index on `memberships (user_id)` finds the
+/// caller's organisations, the primary key `(org_id, user_id)` their
+/// members). Keep in step with `store/sqlite/users.rs` and the benchmark's
+/// baseline (`bench/baseline/src/users.rs`).
+macro_rules! visible_to_1 {
+    () => {
+        "id IN (SELECT $1::int8 UNION SELECT theirs.user_id FROM memberships mine \
+         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = $1)"
+    };
+}
+
 pub(super) fn user_from_row(row: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: col(row, "id")?,
@@ -49,6 +61,70 @@ pub(crate) async fn list(client: &Client, page: Page) -> Result<UserList, StoreE
     };
     let users = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
     Ok(UserList { users, total })
+}
+
+/// A page of the users `viewer` may see (see `visible_to_1!`), by id, and
+/// how many they may see in all.
+pub(crate) async fn list_visible(
+    client: &Client,
+    viewer: i64,
+    page: Page,
+) -> Result<UserList, StoreError> {
+    let rows = client
+        .query_typed(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                ", count(*) OVER () AS total FROM users WHERE ",
+                visible_to_1!(),
+                " ORDER BY id LIMIT $2 OFFSET $3"
+            ),
+            &[
+                (&viewer, Type::INT8),
+                (&page.limit(), Type::INT8),
+                (&page.offset(), Type::INT8),
+            ],
+        )
+        .await
+        .map_err(map_error)?;
+    let total = match rows.first() {
+        Some(row) => col(row, "total")?,
+        None if page.offset() == 0 => 0,
+        None => {
+            let row = client
+                .query_typed_one(
+                    concat!(
+                        "SELECT count(*) AS total FROM users WHERE ",
+                        visible_to_1!()
+                    ),
+                    &[(&viewer, Type::INT8)],
+                )
+                .await
+                .map_err(map_error)?;
+            col(&row, "total")?
+        }
+    };
+    let users = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
+    Ok(UserList { users, total })
+}
+
+/// The user `id` if `viewer` may see them; `NotFound` otherwise, exactly as
+/// for an id no user has.
+pub(crate) async fn get_visible(client: &Client, viewer: i64, id: i64) -> Result<User, StoreError> {
+    let row = client
+        .query_typed_opt(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = $2 AND ",
+                visible_to_1!()
+            ),
+            &[(&viewer, Type::INT8), (&id, Type::INT8)],
+        )
+        .await
+        .map_err(map_error)?
+        .ok_or(StoreError::NotFound)?;
+    user_from_row(&row)
 }
 
 pub(crate) async fn get(client: &Client, id: i64) -> Result<User, StoreError> {

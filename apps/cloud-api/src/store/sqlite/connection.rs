@@ -132,6 +132,23 @@ impl SqliteConnection {
         self.run(move |db| users::list(db, page)).await
     }
 
+    pub(crate) async fn list_users_visible_to(
+        &self,
+        viewer: i64,
+        page: Page,
+    ) -> Result<UserList, StoreError> {
+        self.run(move |db| users::list_visible(db, viewer, page))
+            .await
+    }
+
+    pub(crate) async fn get_user_visible_to(
+        &self,
+        viewer: i64,
+        id: i64,
+    ) -> Result<User, StoreError> {
+        self.run(move |db| users::get_visible(db, viewer, id)).await
+    }
+
     pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.run(move |db| users::get(db, id)).await
     }

@@ -5,6 +5,15 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::domain::{NewUser, Page, User, UserList};
 use crate::store::StoreError;
 
+/// The ids of the users `?1` may see: themself and everyone who shares an
+/// organisation with them. Keep in step with `store/postgres/users.rs`.
+macro_rules! visible_to_1 {
+    () => {
+        "id IN (SELECT ?1 UNION SELECT theirs.user_id FROM memberships mine \
+         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = ?1)"
+    };
+}
+
 pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get("id")?,
@@ -35,6 +44,54 @@ pub(crate) fn list(db: &rusqlite::Connection, page: Page) -> Result<UserList, St
         users: rows.into_iter().map(|(user, _)| user).collect(),
         total,
     })
+}
+
+/// A page of the users `viewer` may see (see `visible_to_1!`), by id, and
+/// how many they may see in all.
+pub(crate) fn list_visible(
+    db: &rusqlite::Connection,
+    viewer: i64,
+    page: Page,
+) -> Result<UserList, StoreError> {
+    let mut stmt = db.prepare_cached(concat!(
+        "SELECT id, name, email, created_at, count(*) OVER () AS total FROM users WHERE ",
+        visible_to_1!(),
+        " ORDER BY id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![viewer, page.limit(), page.offset()], |row| {
+            Ok((user_from_row(row)?, row.get::<_, i64>("total")?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = match rows.first() {
+        Some((_, total)) => *total,
+        None if page.offset() == 0 => 0,
+        None => db
+            .prepare_cached(concat!(
+                "SELECT count(*) FROM users WHERE ",
+                visible_to_1!()
+            ))?
+            .query_row([viewer], |row| row.get(0))?,
+    };
+    Ok(UserList {
+        users: rows.into_iter().map(|(user, _)| user).collect(),
+        total,
+    })
+}
+
+/// The user `id` if `viewer` may see them; `NotFound` otherwise, exactly as
+/// for an id no user has.
+pub(crate) fn get_visible(
+    db: &rusqlite::Connection,
+    viewer: i64,
+    id: i64,
+) -> Result<User, StoreError> {
+    Ok(db
+        .prepare_cached(concat!(
+            "SELECT id, name, email, created_at FROM users WHERE id = ?2 AND ",
+            visible_to_1!()
+        ))?
+        .query_row([viewer, id], user_from_row)?)
 }
 
 pub(crate) fn get(db: &rusqlite::Connection, id: i64) -> Result<User, StoreError> {
