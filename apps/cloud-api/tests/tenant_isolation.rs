@@ -948,9 +948,9 @@ async fn matrix_under_concurrent_load(backend: Backend) {
 // Part 3: who sees which users, organisations and scopes.
 //
 // Six people: Acme's admin and member, Globex's admin and member, Bea who
-// belongs to both, and Lou who belongs to none. A caller sees themself and
-// those who share an organisation with them, nobody else; an organisation
-// or a scope only if they belong to it.
+// belongs to both, and Lou who belongs to none. A caller sees themself,
+// the accounts they created and those who share an organisation with
+// them, nobody else; an organisation or a scope only if they belong to it.
 
 /// The people of part 3, by index into `People::all`.
 const ADA: usize = 0;
@@ -1212,7 +1212,8 @@ impl People {
 }
 
 /// Part 3, one request at a time: every person against every user, and
-/// what creating users and organisations shows to whom.
+/// what creating users and organisations shows to whom: an account is seen
+/// by its creator and by those who come to share an organisation with it.
 async fn users_orgs_and_scopes(backend: Backend) {
     let mut people = People::new(backend).await;
     people.check_all_reads().await;
@@ -1227,9 +1228,8 @@ async fn users_orgs_and_scopes(backend: Backend) {
         .await
         .expect(401);
 
-    // Lou creates an account for Newt: the answer shows it (Lou sent the
-    // name and email), and afterwards nobody sees it, Lou included, until
-    // someone shares an organisation with Newt.
+    // Lou creates an account for Newt: from then on Lou sees it (Lou wrote
+    // its name and email), nobody else does.
     let newt = people
         .app
         .post(
@@ -1242,15 +1242,39 @@ async fn users_orgs_and_scopes(backend: Backend) {
         .expect(201);
     let newt_id = newt.body["id"].as_i64().unwrap();
     assert_eq!(newt.body, stored_user(&people.app, newt_id).await);
-    people.check_all_reads().await;
+    let lou_sees = people
+        .get("/api/users", people.token(LOU))
+        .await
+        .expect(200);
+    assert_eq!(
+        lou_sees.body,
+        json!({"users": [people.all[LOU].user, newt.body], "total": 2}),
+        "Lou's list after creating Newt"
+    );
     for who in 0..people.all.len() {
         let reply = people
             .get(&format!("/api/users/{newt_id}"), people.token(who))
             .await;
+        let expected = if who == LOU {
+            (200, newt.body.clone())
+        } else {
+            (404, json!({"error": "user not found"}))
+        };
         assert_eq!(
             (reply.status, reply.body),
-            (404, json!({"error": "user not found"})),
+            expected,
             "Newt as seen by {}",
+            people.all[who].label
+        );
+    }
+    // Everyone else's reads are as before.
+    for who in [ADA, MAX, GUS, GIA, BEA] {
+        let token = people.token(who);
+        let list = people.get("/api/users", token).await.expect(200);
+        assert_eq!(
+            list.body,
+            people.expected_list(who),
+            "{}",
             people.all[who].label
         );
     }
@@ -1294,7 +1318,7 @@ async fn users_orgs_and_scopes(backend: Backend) {
         (BEA, true),
         (GUS, false),
         (GIA, false),
-        (LOU, false),
+        (LOU, true),
     ] {
         let reply = people
             .get(&format!("/api/users/{newt_id}"), people.token(who))

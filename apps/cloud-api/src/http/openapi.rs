@@ -5,6 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openapi_rules::InputRules;
 use super::{ErrorBody, health, organisations, sources, users};
 use crate::domain;
 
@@ -29,7 +30,7 @@ use crate::domain;
         domain::Scope, domain::ScopeKind,
         domain::Source, domain::NewSource, domain::SourcePatch, domain::SourceKind,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &InputRules),
 )]
 pub struct ApiDoc;
 

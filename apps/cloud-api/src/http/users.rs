@@ -1,11 +1,12 @@
 //! The users endpoints of the contract: list, get, create.
 //!
 //! Tenant privacy: a caller sees a user's name and email only if the user
-//! is the caller or shares an organisation with them. Anyone signed in may
-//! create an account (to add to an organisation by email afterwards); the
-//! answer shows it to its creator, who sent its name and email anyway, and
-//! from then on it is visible like any other user: to those who share an
-//! organisation with it. A duplicate email is a 409 that names nobody.
+//! is the caller, shares an organisation with them, or is an account the
+//! caller created (the caller wrote that name and email, and users cannot
+//! be renamed, so showing them back discloses nothing). Anyone signed in
+//! may create an account, to add to an organisation by email afterwards;
+//! from then on its creator and those who share an organisation with it
+//! see it, nobody else. A duplicate email is a 409 that names nobody.
 
 use axum::Json;
 use http::StatusCode;
@@ -17,9 +18,10 @@ use crate::domain::page::Pagination;
 use crate::domain::{NewUser, Page, User, UserList};
 use crate::services::{Conn, Tx};
 
-/// The users the caller may see (themself and everyone who shares an
-/// organisation with them), by id, a page at a time, with how many they
-/// may see in all. Another tenant's users are never listed.
+/// The users the caller may see (themself, the accounts they created, and
+/// everyone who shares an organisation with them), by id, a page at a
+/// time, with how many they may see in all. Another tenant's users are
+/// never listed.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),
     security(("bearer" = [])),
     responses(
@@ -39,9 +41,9 @@ pub async fn list(
     Ok(Json(users.await?))
 }
 
-/// One user the caller may see (themself, or someone who shares an
-/// organisation with them); 404 for anyone else, exactly as for an id no
-/// user has.
+/// One user the caller may see (themself, an account they created, or
+/// someone who shares an organisation with them); 404 for anyone else,
+/// exactly as for an id no user has.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "The user's id")),
     security(("bearer" = [])),
@@ -50,7 +52,7 @@ pub async fn list(
         (status = 200, body = User),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, description = "No such user, or one who shares no organisation with the caller", body = ErrorBody),
+        (status = 404, description = "No such user, or one the caller may not see", body = ErrorBody),
     ))]
 pub async fn get(
     Path(id): Path<i64>,
@@ -63,10 +65,11 @@ pub async fn get(
     Ok(Json(user.map_err(|e| ApiError::store(e, "user"))?))
 }
 
-/// Creates a user account; anyone signed in may. The answer is the new
-/// user; afterwards the caller sees them only once they share an
-/// organisation (add them by email with `POST /api/orgs/{org_id}/members`).
-/// 409 if the email is taken, whoever holds it (the answer names nobody).
+/// Creates a user account; anyone signed in may. The creator sees it from
+/// then on, and so does everyone who comes to share an organisation with
+/// it (add it by email with `POST /api/orgs/{org_id}/members`); nobody
+/// else. 409 if the email is taken, whoever holds it (the answer names
+/// nobody).
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     security(("bearer" = [])),
     responses(
@@ -83,8 +86,8 @@ pub async fn create(
     tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    me.get().await?;
+    let me = me.get().await?;
     let tx = tx.get().await?;
-    let user = tx.get()?.create_user(&new).await?;
+    let user = tx.get()?.create_user_by(me.user.id, &new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

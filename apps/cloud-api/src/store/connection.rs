@@ -191,9 +191,10 @@ impl Connection {
     }
 
     /// A page of the users `viewer` may see, ordered by id, and how many
-    /// they may see in all: themself and everyone who shares an
-    /// organisation with them, never another tenant's users. What
-    /// `GET /api/users` shows.
+    /// they may see in all: themself, the accounts they created through
+    /// [`create_user_by`](Self::create_user_by) (they wrote those names and
+    /// emails), and everyone who shares an organisation with them; never
+    /// another tenant's users. What `GET /api/users` shows.
     pub async fn list_users_visible_to(
         &self,
         viewer: i64,
@@ -232,6 +233,14 @@ impl Connection {
     /// `Invalid` naming the field if the input is bad.
     pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
         dispatch!(self, c => c.create_user(new).await)
+    }
+
+    /// Validates and inserts a user on behalf of the user `creator`, who
+    /// may see it from then on (see
+    /// [`list_users_visible_to`](Self::list_users_visible_to)); `Conflict`
+    /// if the email is taken. What `POST /api/users` does.
+    pub async fn create_user_by(&self, creator: i64, new: &NewUser) -> Result<User, StoreError> {
+        dispatch!(self, c => c.create_user_by(creator, new).await)
     }
 
     /// The user with `new.email`, created from `new` if there is none;

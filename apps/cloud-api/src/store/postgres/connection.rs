@@ -271,6 +271,14 @@ impl PgConnection {
         self.track(users::get_by_email(self.client(), email).await)
     }
 
+    pub(crate) async fn create_user_by(
+        &self,
+        creator: i64,
+        new: &NewUser,
+    ) -> Result<User, StoreError> {
+        self.track(users::create_by(self.client(), creator, new).await)
+    }
+
     pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
         self.track(users::create(self.client(), new).await)
     }

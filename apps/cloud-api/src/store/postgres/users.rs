@@ -13,15 +13,15 @@ macro_rules! user_columns {
     };
 }
 
-/// The ids of the users `$1` may see: themself and everyone who shares an
-/// organisation with them (the index on `memberships (user_id)` finds the
-/// caller's organisations, the primary key `(org_id, user_id)` their
-/// members). Keep in step with `store/sqlite/users.rs` and the benchmark's
+/// The users `$1` may see: themself, the accounts they created (they wrote
+/// those names and emails), and everyone who shares an organisation with
+/// them (the index on `memberships (user_id)` finds the caller's
+/// organisations, the primary key `(org_id, user_id)` their members). Keep in step with `store/sqlite/users.rs` and the benchmark's
 /// baseline (`bench/baseline/src/users.rs`).
 macro_rules! visible_to_1 {
     () => {
-        "id IN (SELECT $1::int8 UNION SELECT theirs.user_id FROM memberships mine \
-         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = $1)"
+        "(id = $1 OR created_by = $1 OR id IN (SELECT theirs.user_id FROM memberships mine \
+         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = $1))"
     };
 }
 
@@ -160,6 +160,31 @@ pub(crate) async fn create(client: &Client, new: &NewUser) -> Result<User, Store
                 user_columns!()
             ),
             &[(&new.name, Type::TEXT), (&new.email, Type::TEXT)],
+        )
+        .await
+        .map_err(map_error)?;
+    user_from_row(&row)
+}
+
+/// Inserts a user created by `creator` through the API (see
+/// `visible_to_1!`); `Conflict` if the email is taken.
+pub(crate) async fn create_by(
+    client: &Client,
+    creator: i64,
+    new: &NewUser,
+) -> Result<User, StoreError> {
+    new.validate()?;
+    let row = client
+        .query_typed_one(
+            concat!(
+                "INSERT INTO users (name, email, created_by) VALUES ($1, $2, $3) RETURNING ",
+                user_columns!()
+            ),
+            &[
+                (&new.name, Type::TEXT),
+                (&new.email, Type::TEXT),
+                (&creator, Type::INT8),
+            ],
         )
         .await
         .map_err(map_error)?;

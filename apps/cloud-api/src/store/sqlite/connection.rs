@@ -158,6 +158,16 @@ impl SqliteConnection {
         self.run(move |db| users::get_by_email(db, &email)).await
     }
 
+    pub(crate) async fn create_user_by(
+        &self,
+        creator: i64,
+        new: &NewUser,
+    ) -> Result<User, StoreError> {
+        let new = new.clone();
+        self.run(move |db| users::create_by(db, creator, &new))
+            .await
+    }
+
     pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
         let new = new.clone();
         self.run(move |db| users::create(db, &new)).await

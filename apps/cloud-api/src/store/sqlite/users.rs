@@ -5,12 +5,13 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::domain::{NewUser, Page, User, UserList};
 use crate::store::StoreError;
 
-/// The ids of the users `?1` may see: themself and everyone who shares an
-/// organisation with them. Keep in step with `store/postgres/users.rs`.
+/// The users `?1` may see: themself, the accounts they created (they wrote
+/// those names and emails), and everyone who shares an organisation with
+/// them. Keep in step with `store/postgres/users.rs`.
 macro_rules! visible_to_1 {
     () => {
-        "id IN (SELECT ?1 UNION SELECT theirs.user_id FROM memberships mine \
-         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = ?1)"
+        "(id = ?1 OR created_by = ?1 OR id IN (SELECT theirs.user_id FROM memberships mine \
+         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = ?1))"
     };
 }
 
@@ -114,6 +115,22 @@ pub(crate) fn create(db: &rusqlite::Connection, new: &NewUser) -> Result<User, S
              RETURNING id, name, email, created_at",
         )?
         .query_row([&new.name, &new.email], user_from_row)?)
+}
+
+/// Inserts a user created by `creator` through the API (see
+/// `visible_to_1!`); `Conflict` if the email is taken.
+pub(crate) fn create_by(
+    db: &rusqlite::Connection,
+    creator: i64,
+    new: &NewUser,
+) -> Result<User, StoreError> {
+    new.validate()?;
+    Ok(db
+        .prepare_cached(
+            "INSERT INTO users (name, email, created_by) VALUES (?1, ?2, ?3) \
+             RETURNING id, name, email, created_at",
+        )?
+        .query_row(params![new.name, new.email, creator], user_from_row)?)
 }
 
 pub(crate) fn find_or_create(
