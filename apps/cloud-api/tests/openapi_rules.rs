@@ -70,8 +70,8 @@ impl Gen {
         self.0
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[(self.next() % items.len() as u64) as usize]
     }
 
     /// A string built from pieces: edge characters and fragments of
@@ -80,10 +80,10 @@ impl Gen {
         let parts = self.next() % 8;
         let mut s = String::new();
         for _ in 0..parts {
-            if self.next() % 2 == 0 {
-                s.push(*self.pick(EDGES));
+            if self.next().is_multiple_of(2) {
+                s.push(self.pick(EDGES));
             } else {
-                s.push_str(*self.pick(fragments));
+                s.push_str(self.pick(fragments));
             }
         }
         s
@@ -193,6 +193,30 @@ async fn the_document_states_exactly_the_rules_the_service_enforces() {
             &urls,
         );
     }
+
+    // A source config: any object, but no U+0000 in a string or key at any
+    // depth (PostgreSQL's jsonb cannot hold it).
+    let config = &doc["components"]["schemas"]["Config"];
+    let text = Regex::new(&ecma_to_rust(
+        config["propertyNames"]["pattern"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["NewSource"]["properties"]["config"]["$ref"],
+        "#/components/schemas/Config"
+    );
+    for (value, ok) in [
+        (serde_json::json!({"a": ["b", {"c": 1}]}), true),
+        (serde_json::json!({"a\u{0}": 1}), false),
+        (serde_json::json!({"a": [{"b": "x\u{0}"}]}), false),
+    ] {
+        assert_eq!(
+            cloud_api::domain::validate::validate_config(&value).is_ok(),
+            ok,
+            "{value}"
+        );
+    }
+    assert!(text.is_match("any text") && !text.is_match("a\u{0}b"));
 
     // limit and offset: the document's bounds are the service's.
     let params = doc["paths"]["/api/users"]["get"]["parameters"]

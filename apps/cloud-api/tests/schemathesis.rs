@@ -90,8 +90,12 @@ async fn generated_requests_get_no_5xx_and_conforming_answers() {
             .args([
                 "--max-examples",
                 &examples,
+                // One worker: with two, the coverage phase sometimes crashes
+                // inside schemathesis 4.32.5 on Python 3.11 (a SystemError
+                // "AST constructor recursion depth mismatch", or a KeyError
+                // from its own source cache), not in our API.
                 "--workers",
-                "2",
+                "1",
                 "--seed",
                 &seed,
             ])

@@ -46,6 +46,10 @@ pub const NAME_PATTERN: &str = concat!("^[^", cc!(), "]*[^", cc!(), ws!(), "][^"
 /// white space or control character (with `maxLength` [`MAX_EMAIL_LEN`]).
 pub const EMAIL_PATTERN: &str = concat!("^[^@", cc!(), ws!(), "]+@[^@", cc!(), ws!(), "]+$");
 
+/// Strings and keys in a source config: no U+0000 (PostgreSQL's `jsonb`
+/// cannot store it; refused on SQLite too, so both behave alike).
+pub const CONFIG_TEXT_PATTERN: &str = r"^[^\u0000]*$";
+
 /// One octet of a dotted IPv4 address, without leading zeros.
 macro_rules! octet {
     () => {
@@ -268,7 +272,23 @@ pub fn validate_config(config: &serde_json::Value) -> Result<(), ValidationError
             format!("must be at most {MAX_CONFIG_BYTES} bytes as JSON"),
         ));
     }
+    if has_nul(config) {
+        return Err(ValidationError::new(
+            FIELD,
+            "must not contain the character U+0000 in any string or key",
+        ));
+    }
     Ok(())
+}
+
+/// Whether any string or key in `value`, at any depth, holds U+0000.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -366,5 +386,8 @@ mod tests {
         }
         let big = json!({ "x": "a".repeat(MAX_CONFIG_BYTES) });
         assert!(validate_config(&big).is_err());
+        for nul in [json!({"a\u{0}": 1}), json!({"a": [{"b": "\u{0}"}]})] {
+            assert_eq!(validate_config(&nul).unwrap_err().field, "config", "{nul}");
+        }
     }
 }

@@ -47,6 +47,12 @@ impl Modify for BearerAuth {
 }
 
 /// Serves the document. Public: asks for nothing.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document() -> Json<serde_json::Value> {
+    Json(served())
+}
+
+/// The document exactly as `GET /api/openapi.json` serves it.
+pub fn served() -> serde_json::Value {
+    let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    super::openapi_rules::with_config_schema(doc)
 }

@@ -7,12 +7,14 @@
 //! utoipa's attributes take only literals; a modifier keeps one source of
 //! truth instead.
 
+use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::{OpenApi, RefOr, Schema};
 
 use crate::domain::Page;
 use crate::domain::validate::{
-    EMAIL_PATTERN, MAX_EMAIL_LEN, MAX_NAME_CHARS, MAX_URL_LEN, NAME_PATTERN, URL_PATTERN,
+    CONFIG_TEXT_PATTERN, EMAIL_PATTERN, MAX_CONFIG_BYTES, MAX_EMAIL_LEN, MAX_NAME_CHARS,
+    MAX_URL_LEN, NAME_PATTERN, URL_PATTERN,
 };
 
 /// The rule of one string field.
@@ -90,4 +92,35 @@ impl Modify for InputRules {
             }
         }
     }
+}
+
+/// The document as served: utoipa's, with the source config's schema
+/// written as JSON, since it is recursive (any JSON object whose strings
+/// and keys, at any depth, have no U+0000, which PostgreSQL's `jsonb`
+/// cannot store), which utoipa's types do not express.
+pub(super) fn with_config_schema(mut doc: Value) -> Value {
+    let text = json!({ "type": "string", "pattern": CONFIG_TEXT_PATTERN });
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["Config"] = json!({
+        "type": "object",
+        "description": format!(
+            "Any JSON object of at most {MAX_CONFIG_BYTES} bytes as JSON, \
+             whose strings and keys contain no U+0000."
+        ),
+        "propertyNames": text.clone(),
+        "additionalProperties": { "$ref": "#/components/schemas/ConfigValue" },
+    });
+    schemas["ConfigValue"] = json!({
+        "anyOf": [
+            text,
+            { "type": ["number", "boolean", "null"] },
+            { "type": "array", "items": { "$ref": "#/components/schemas/ConfigValue" } },
+            { "$ref": "#/components/schemas/Config" },
+        ],
+    });
+    schemas["NewSource"]["properties"]["config"] = json!({ "$ref": "#/components/schemas/Config" });
+    schemas["SourcePatch"]["properties"]["config"] = json!({
+        "anyOf": [{ "$ref": "#/components/schemas/Config" }, { "type": "null" }],
+    });
+    doc
 }

@@ -83,7 +83,7 @@ fn member() -> Role {
 
 /// The email must be one an account could have (the rules of
 /// `POST /api/users`, which the document states); one that matches no
-/// account is a 422, which only the database can tell.
+/// account is a 409, which only the database can tell.
 impl Validate for NewMember {
     fn validate(&self) -> Result<(), ValidationError> {
         validate_email(&self.email)
@@ -112,8 +112,7 @@ impl Validate for RoleChange {
         (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, description = "The organisation does not exist or the caller is not in it", body = ErrorBody),
-        (status = 409, body = ErrorBody),
-        (status = 422, description = "No user has this email", body = ErrorBody)))]
+        (status = 409, description = "The user is already a member, or no user has this email", body = ErrorBody)))]
 pub async fn add_member(
     Path(org_id): Path<i64>,
     me: SignedIn,
@@ -124,12 +123,13 @@ pub async fn add_member(
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
     let tx = tx.get().await?;
     let connection = tx.get()?;
-    // No account with this email is a 422, not a 404: the organisation in
-    // the path exists, and a 404 would say it did not.
+    // No account with this email is a 409 (the membership cannot be added
+    // in the current state), like adding someone who is already a member;
+    // not a 404, which would say the organisation in the path is missing.
     let user = match connection.get_user_by_email(&new.email).await {
         Err(StoreError::NotFound) => {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::CONFLICT,
                 "no user has this email",
             ));
         }
