@@ -101,11 +101,14 @@ async fn the_users_table_matches_the_contract() {
         )
         .unwrap();
     let rows: Vec<&str> = out.lines().collect();
-    assert_eq!(rows.len(), 4, "{out}");
+    assert_eq!(rows.len(), 5, "{out}");
     assert!(rows[0].starts_with("id|bigint|NO|nextval("), "{}", rows[0]);
     assert_eq!(rows[1], "name|text|NO|");
     assert_eq!(rows[2], "email|text|NO|");
     assert_eq!(rows[3], "created_at|timestamp with time zone|NO|now()");
+    // Who created the account through the API (they may see it); NULL
+    // from the CLI.
+    assert_eq!(rows[4], "created_by|bigint|YES|");
 }
 
 #[tokio::test]

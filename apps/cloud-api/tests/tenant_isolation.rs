@@ -3,7 +3,10 @@
 //! [`MATRIX`] (derived from the rules in `src/domain/access.rs`). Run one
 //! cell at a time (with fresh targets for writes, checking that refused
 //! writes changed nothing and that refusals leak nothing), then the read
-//! cells under concurrent load. On SQLite and on PostgreSQL in pool mode.
+//! cells under concurrent load. Then the users endpoints, `GET/POST
+//! /api/orgs` and `GET /api/scopes`: who sees which user, organisation and
+//! scope, one request at a time and while other tenants write. On SQLite
+//! and on PostgreSQL in pool and per-request mode.
 
 mod support;
 
@@ -942,6 +945,650 @@ async fn matrix_under_concurrent_load(backend: Backend) {
     world.stop().await;
 }
 
+// Part 3: who sees which users, organisations and scopes.
+//
+// Six people: Acme's admin and member, Globex's admin and member, Bea who
+// belongs to both, and Lou who belongs to none. A caller sees themself,
+// the accounts they created and those who share an organisation with
+// them, nobody else; an organisation or a scope only if they belong to it.
+
+/// The people of part 3, by index into `People::all`.
+const ADA: usize = 0;
+const MAX: usize = 1;
+const GUS: usize = 2;
+const GIA: usize = 3;
+const BEA: usize = 4;
+const LOU: usize = 5;
+
+/// Whom each person may see (themself included), by index.
+const SEES: [&[usize]; 6] = [
+    /* ADA */ &[ADA, MAX, BEA],
+    /* MAX */ &[ADA, MAX, BEA],
+    /* GUS */ &[GUS, GIA, BEA],
+    /* GIA */ &[GUS, GIA, BEA],
+    /* BEA */ &[ADA, MAX, GUS, GIA, BEA],
+    /* LOU */ &[LOU],
+];
+
+/// One person: their user as the database has it, and a token.
+#[derive(Debug, Clone)]
+struct Person {
+    label: &'static str,
+    user: Value,
+    token: String,
+}
+
+impl Person {
+    fn id(&self) -> i64 {
+        self.user["id"].as_i64().unwrap()
+    }
+}
+
+/// A user as stored, read around the API (what the API must show to
+/// those who may see it).
+async fn stored_user(app: &TestApp, id: i64) -> Value {
+    use cloud_api::services::Db;
+    let db = app.registry.app::<Db>().expect("Db is registered");
+    let connection = db.database().acquire().await.expect("a connection");
+    let user = connection.get_user(id).await.expect("the user");
+    connection.close().await;
+    serde_json::to_value(user).unwrap()
+}
+
+async fn person(app: &TestApp, label: &'static str, email: &str) -> Person {
+    let (id, token) = app.user(label, email).await;
+    Person {
+        label,
+        user: stored_user(app, id).await,
+        token,
+    }
+}
+
+struct People {
+    app: TestApp,
+    all: Vec<Person>,
+    acme: i64,
+    globex: i64,
+}
+
+impl People {
+    async fn new(backend: Backend) -> People {
+        let app = TestApp::start(backend).await;
+        let mut all = Vec::new();
+        for (label, email) in [
+            ("Ada", "ada@acme.example.com"),
+            ("Max", "max@acme.example.com"),
+            ("Gus", "gus@globex.example.com"),
+            ("Gia", "gia@globex.example.com"),
+            ("Bea", "bea@example.com"),
+            ("Lou", "lou@example.com"),
+        ] {
+            all.push(person(&app, label, email).await);
+        }
+        let mut people = People {
+            app,
+            all,
+            acme: 0,
+            globex: 0,
+        };
+        people.acme = people.org(ADA, "Acme", &[MAX, BEA]).await;
+        people.globex = people.org(GUS, "Globex", &[GIA, BEA]).await;
+        people
+    }
+
+    /// An organisation created by `admin` with `members` added by email.
+    async fn org(&self, admin: usize, name: &str, members: &[usize]) -> i64 {
+        let token = Some(self.all[admin].token.as_str());
+        let org = self
+            .app
+            .post("/api/orgs", &[], token, json!({"name": name}))
+            .await
+            .expect(201);
+        let id = org.body["id"].as_i64().unwrap();
+        for &m in members {
+            let email = &self.all[m].user["email"];
+            self.app
+                .post(MEMBERS, &[&id], token, json!({"email": email}))
+                .await
+                .expect(201);
+        }
+        id
+    }
+
+    fn token(&self, who: usize) -> Option<&str> {
+        Some(self.all[who].token.as_str())
+    }
+
+    /// `GET /api/users` as `who` must show exactly these users, by id.
+    fn expected_list(&self, who: usize) -> Value {
+        let mut users: Vec<&Value> = SEES[who].iter().map(|&i| &self.all[i].user).collect();
+        users.sort_by_key(|u| u["id"].as_i64());
+        json!({"users": users, "total": users.len()})
+    }
+
+    /// The organisations `who` belongs to, as (id, role).
+    fn expected_orgs(&self, who: usize) -> Vec<(i64, &'static str)> {
+        match who {
+            ADA => vec![(self.acme, "admin")],
+            MAX => vec![(self.acme, "member")],
+            GUS => vec![(self.globex, "admin")],
+            GIA => vec![(self.globex, "member")],
+            BEA => vec![(self.acme, "member"), (self.globex, "member")],
+            _ => vec![],
+        }
+    }
+
+    /// Every read of part 3 as `who`, with the one answer it must get.
+    fn reads(&self, who: usize) -> Vec<(String, String, u16, Option<Value>)> {
+        let label = self.all[who].label;
+        let mut reads = vec![(
+            format!("GET /api/users as {label}"),
+            "/api/users".to_owned(),
+            200,
+            Some(self.expected_list(who)),
+        )];
+        let visible: Vec<&Value> = self.expected_list(who)["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| &self.all.iter().find(|p| &p.user == u).unwrap().user)
+            .collect();
+        let second = visible
+            .get(1)
+            .map(|u| vec![(*u).clone()])
+            .unwrap_or_default();
+        reads.push((
+            format!("GET /api/users?limit=1&offset=1 as {label}"),
+            "/api/users?limit=1&offset=1".to_owned(),
+            200,
+            Some(json!({"users": second, "total": visible.len()})),
+        ));
+        for (i, target) in self.all.iter().enumerate() {
+            let (status, body) = if SEES[who].contains(&i) {
+                (200, target.user.clone())
+            } else {
+                (404, json!({"error": "user not found"}))
+            };
+            reads.push((
+                format!(
+                    "GET /api/users/{} ({}) as {label}",
+                    target.id(),
+                    target.label
+                ),
+                format!("/api/users/{}", target.id()),
+                status,
+                Some(body),
+            ));
+        }
+        reads.push((
+            format!("GET /api/users/{GHOST} as {label}"),
+            format!("/api/users/{GHOST}"),
+            404,
+            Some(json!({"error": "user not found"})),
+        ));
+        for org in [self.acme, self.globex] {
+            if !self.expected_orgs(who).iter().any(|&(id, _)| id == org) {
+                reads.push((
+                    format!("GET /api/orgs/{org} as {label}"),
+                    format!("/api/orgs/{org}"),
+                    404,
+                    Some(json!({"error": "organisation not found"})),
+                ));
+            }
+        }
+        // The lists of organisations and scopes are checked by `check_lists`.
+        reads.push((
+            format!("GET /api/orgs as {label}"),
+            "/api/orgs".into(),
+            200,
+            None,
+        ));
+        reads.push((
+            format!("GET /api/scopes as {label}"),
+            "/api/scopes".into(),
+            200,
+            None,
+        ));
+        reads
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.app.call(Method::GET, path, &[], token, None).await
+    }
+
+    /// `GET /api/orgs` and `GET /api/scopes` as `who`: exactly their
+    /// organisations, and in them the org scope and their own user scope.
+    fn check_lists(&self, who: usize, orgs: &Value, scopes: &Value) -> Result<(), String> {
+        let label = self.all[who].label;
+        let got: Vec<(i64, &str)> = orgs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["id"].as_i64().unwrap(), o["role"].as_str().unwrap()))
+            .collect();
+        let expected = self.expected_orgs(who);
+        if got != expected {
+            return Err(format!(
+                "GET /api/orgs as {label}: {got:?}, expected {expected:?}"
+            ));
+        }
+        let mut got: Vec<(i64, Option<i64>)> = scopes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["org_id"].as_i64().unwrap(), s["user_id"].as_i64()))
+            .collect();
+        got.sort();
+        let me = self.all[who].id();
+        let mut expected: Vec<(i64, Option<i64>)> = expected
+            .iter()
+            .flat_map(|&(org, _)| [(org, None), (org, Some(me))])
+            .collect();
+        expected.sort();
+        if got != expected {
+            return Err(format!(
+                "GET /api/scopes as {label}: {got:?}, expected {expected:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every read of every person, one at a time.
+    async fn check_all_reads(&self) {
+        for who in 0..self.all.len() {
+            let token = self.token(who);
+            for (label, path, status, body) in self.reads(who) {
+                let reply = self.get(&path, token).await;
+                assert_eq!(reply.status, status, "{label}: {}", reply.body);
+                if let Some(body) = body {
+                    assert_eq!(reply.body, body, "{label}");
+                }
+            }
+            let orgs = self.get("/api/orgs", token).await.expect(200).body;
+            let scopes = self.get("/api/scopes", token).await.expect(200).body;
+            self.check_lists(who, &orgs, &scopes).unwrap();
+        }
+    }
+}
+
+/// Part 3, one request at a time: every person against every user, and
+/// what creating users and organisations shows to whom: an account is seen
+/// by its creator and by those who come to share an organisation with it.
+async fn users_orgs_and_scopes(backend: Backend) {
+    let mut people = People::new(backend).await;
+    people.check_all_reads().await;
+    // Without a token, or with a bad one, nothing at all.
+    for path in ["/api/users", "/api/orgs", "/api/scopes"] {
+        for token in [None, Some("pv_garbage")] {
+            people.get(path, token).await.expect(401);
+        }
+    }
+    people
+        .get(&format!("/api/users/{}", people.all[ADA].id()), None)
+        .await
+        .expect(401);
+
+    // Lou creates an account for Newt: from then on Lou sees it (Lou wrote
+    // its name and email), nobody else does.
+    let newt = people
+        .app
+        .post(
+            "/api/users",
+            &[],
+            people.token(LOU),
+            json!({"name": "Newt", "email": "newt@example.com"}),
+        )
+        .await
+        .expect(201);
+    let newt_id = newt.body["id"].as_i64().unwrap();
+    assert_eq!(newt.body, stored_user(&people.app, newt_id).await);
+    let lou_sees = people
+        .get("/api/users", people.token(LOU))
+        .await
+        .expect(200);
+    assert_eq!(
+        lou_sees.body,
+        json!({"users": [people.all[LOU].user, newt.body], "total": 2}),
+        "Lou's list after creating Newt"
+    );
+    for who in 0..people.all.len() {
+        let reply = people
+            .get(&format!("/api/users/{newt_id}"), people.token(who))
+            .await;
+        let expected = if who == LOU {
+            (200, newt.body.clone())
+        } else {
+            (404, json!({"error": "user not found"}))
+        };
+        assert_eq!(
+            (reply.status, reply.body),
+            expected,
+            "Newt as seen by {}",
+            people.all[who].label
+        );
+    }
+    // Everyone else's reads are as before.
+    for who in [ADA, MAX, GUS, GIA, BEA] {
+        let token = people.token(who);
+        let list = people.get("/api/users", token).await.expect(200);
+        assert_eq!(
+            list.body,
+            people.expected_list(who),
+            "{}",
+            people.all[who].label
+        );
+    }
+    // Taken emails are refused whoever holds them, naming nobody.
+    for who in [LOU, GUS] {
+        let taken = people
+            .app
+            .post(
+                "/api/users",
+                &[],
+                people.token(who),
+                json!({"name": "Impostor", "email": "ada@acme.example.com"}),
+            )
+            .await
+            .expect(409);
+        assert_eq!(
+            taken.body,
+            json!({"error": "a user with this email already exists"})
+        );
+    }
+    // Ada adds Newt to Acme: now Acme sees Newt, and Newt sees Acme.
+    people
+        .app
+        .post(
+            MEMBERS,
+            &[&people.acme],
+            people.token(ADA),
+            json!({"email": "newt@example.com"}),
+        )
+        .await
+        .expect(201);
+    let (_, newt_token) = people.app.user("Newt", "newt@example.com").await;
+    people.all.push(Person {
+        label: "Newt",
+        user: newt.body.clone(),
+        token: newt_token,
+    });
+    for (who, sees) in [
+        (ADA, true),
+        (MAX, true),
+        (BEA, true),
+        (GUS, false),
+        (GIA, false),
+        (LOU, true),
+    ] {
+        let reply = people
+            .get(&format!("/api/users/{newt_id}"), people.token(who))
+            .await;
+        let label = people.all[who].label;
+        if sees {
+            assert_eq!(
+                (reply.status, &reply.body),
+                (200, &newt.body),
+                "Newt as seen by {label}"
+            );
+        } else {
+            assert_eq!(reply.status, 404, "Newt as seen by {label}: {}", reply.body);
+        }
+    }
+    let newt_sees = people
+        .get("/api/users", people.token(6))
+        .await
+        .expect(200)
+        .body;
+    let ids: Vec<i64> = newt_sees["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    let mut expected = vec![
+        people.all[ADA].id(),
+        people.all[MAX].id(),
+        people.all[BEA].id(),
+        newt_id,
+    ];
+    expected.sort();
+    assert_eq!(
+        (ids, newt_sees["total"].as_i64()),
+        (expected, Some(4)),
+        "Newt's list"
+    );
+    people.all.pop();
+
+    // Gus creates Initech: his alone.
+    let initech = people
+        .app
+        .post(
+            "/api/orgs",
+            &[],
+            people.token(GUS),
+            json!({"name": "Initech"}),
+        )
+        .await
+        .expect(201);
+    let initech = initech.body["id"].as_i64().unwrap();
+    for who in [ADA, MAX, GIA, BEA, LOU] {
+        let reply = people
+            .get(&format!("/api/orgs/{initech}"), people.token(who))
+            .await;
+        assert_eq!(
+            (reply.status, reply.body),
+            (404, json!({"error": "organisation not found"})),
+            "Initech as seen by {}",
+            people.all[who].label
+        );
+        let orgs = people
+            .get("/api/orgs", people.token(who))
+            .await
+            .expect(200)
+            .body;
+        let scopes = people
+            .get("/api/scopes", people.token(who))
+            .await
+            .expect(200)
+            .body;
+        people.check_lists(who, &orgs, &scopes).unwrap();
+    }
+    let gus_orgs = people
+        .get("/api/orgs", people.token(GUS))
+        .await
+        .expect(200)
+        .body;
+    let ids: Vec<i64> = gus_orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![people.globex, initech]);
+    people.app.stop().await;
+}
+
+const WRITERS: usize = 4;
+const WRITES: usize = 5;
+
+/// Part 3 under load: every read of every person, 20 rounds, 16 in flight,
+/// while four other tenants each create organisations and users and add
+/// them as members. Every read must get the answer it gets alone, and each
+/// writer must end up seeing exactly what they made.
+async fn users_orgs_and_scopes_under_concurrent_writes(backend: Backend) {
+    let people = People::new(backend).await;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let email: &'static str = Box::leak(format!("writer-{w}@example.com").into_boxed_str());
+        writers.push(person(&people.app, "a writer", email).await);
+    }
+    let mut jobs = Vec::new();
+    for who in 0..people.all.len() {
+        for (label, path, status, body) in people.reads(who) {
+            jobs.push((who, label, path, status, body));
+        }
+    }
+    let jobs = Arc::new(jobs);
+    let people = Arc::new(people);
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = ROUNDS * jobs.len();
+    let readers: Vec<_> = (0..CONCURRENCY - WRITERS)
+        .map(|_| {
+            let (jobs, people, next) = (jobs.clone(), people.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut wrong = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return wrong;
+                    }
+                    let (who, label, path, status, body) = &jobs[i % jobs.len()];
+                    let reply = people.get(path, people.token(*who)).await;
+                    let right = reply.status == *status
+                        && match (body, path.as_str()) {
+                            (Some(body), _) => reply.body == *body,
+                            (None, "/api/orgs") => people
+                                .check_lists(
+                                    *who,
+                                    &reply.body,
+                                    &json!(null_scopes(people.as_ref(), *who)),
+                                )
+                                .is_ok(),
+                            (None, _) => people
+                                .check_lists(
+                                    *who,
+                                    &json!(orgs_json(people.as_ref(), *who)),
+                                    &reply.body,
+                                )
+                                .is_ok(),
+                        };
+                    if !right {
+                        wrong.push(format!("{label}: got {} {}", reply.status, reply.body));
+                    }
+                }
+            })
+        })
+        .collect();
+    let writing: Vec<_> = writers
+        .iter()
+        .enumerate()
+        .map(|(w, writer)| {
+            let (people, token) = (people.clone(), writer.token.clone());
+            tokio::spawn(async move {
+                let t = Some(token.as_str());
+                let mut made = Vec::new();
+                for n in 0..WRITES {
+                    let org = people
+                        .app
+                        .post(
+                            "/api/orgs",
+                            &[],
+                            t,
+                            json!({"name": format!("W{w} org {n}")}),
+                        )
+                        .await
+                        .expect(201)
+                        .body;
+                    let email = format!("w{w}-made-{n}@example.com");
+                    let user = people
+                        .app
+                        .post(
+                            "/api/users",
+                            &[],
+                            t,
+                            json!({"name": format!("Made {w}.{n}"), "email": email}),
+                        )
+                        .await
+                        .expect(201)
+                        .body;
+                    people
+                        .app
+                        .post(
+                            MEMBERS,
+                            &[&org["id"].as_i64().unwrap()],
+                            t,
+                            json!({"email": email}),
+                        )
+                        .await
+                        .expect(201);
+                    made.push((org, user));
+                }
+                made
+            })
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for reader in readers {
+        match reader.await {
+            Ok(w) => wrong.extend(w),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    let mut made = Vec::new();
+    for writer in writing {
+        match writer.await {
+            Ok(m) => made.push(m),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {total} concurrent answers differ from the ones alone, e.g.:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+    // Each writer sees themself and the users they made, and their orgs.
+    for (w, writer) in writers.iter().enumerate() {
+        let t = Some(writer.token.as_str());
+        let mut users = vec![writer.user.clone()];
+        users.extend(made[w].iter().map(|(_, u)| u.clone()));
+        users.sort_by_key(|u| u["id"].as_i64());
+        let list = people.get("/api/users?limit=500", t).await.expect(200).body;
+        assert_eq!(
+            list,
+            json!({"users": users, "total": WRITES + 1}),
+            "writer {w}"
+        );
+        let orgs = people.get("/api/orgs", t).await.expect(200).body;
+        let ids: Vec<&Value> = orgs.as_array().unwrap().iter().map(|o| &o["id"]).collect();
+        let mine: Vec<&Value> = made[w].iter().map(|(o, _)| &o["id"]).collect();
+        assert_eq!(ids, mine, "writer {w}'s organisations");
+        // Another writer's users stay invisible.
+        let other = &made[(w + 1) % WRITERS][0].1;
+        let reply = people.get(&format!("/api/users/{}", other["id"]), t).await;
+        assert_eq!(reply.status, 404, "writer {w} sees {other}");
+    }
+    people.check_all_reads().await;
+    let Ok(people) = Arc::try_unwrap(people) else {
+        panic!("the tasks still hold the people")
+    };
+    people.app.stop().await;
+}
+
+/// The orgs `who` must see, shaped enough for `check_lists`.
+fn orgs_json(people: &People, who: usize) -> Vec<Value> {
+    people
+        .expected_orgs(who)
+        .into_iter()
+        .map(|(id, role)| json!({"id": id, "role": role}))
+        .collect()
+}
+
+/// The scopes `who` must see, shaped enough for `check_lists`.
+fn null_scopes(people: &People, who: usize) -> Vec<Value> {
+    let me = people.all[who].id();
+    people
+        .expected_orgs(who)
+        .into_iter()
+        .flat_map(|(org, _)| {
+            [
+                json!({"org_id": org, "user_id": null}),
+                json!({"org_id": org, "user_id": me}),
+            ]
+        })
+        .collect()
+}
+
 macro_rules! on_backends {
     ($($module:ident => $backend:expr),* $(,)?) => {$(
         mod $module {
@@ -956,6 +1603,16 @@ macro_rules! on_backends {
             async fn matrix_under_concurrent_load() {
                 super::matrix_under_concurrent_load($backend).await
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn users_orgs_and_scopes() {
+                super::users_orgs_and_scopes($backend).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn users_orgs_and_scopes_under_concurrent_writes() {
+                super::users_orgs_and_scopes_under_concurrent_writes($backend).await
+            }
         }
     )*};
 }
@@ -963,4 +1620,5 @@ macro_rules! on_backends {
 on_backends!(
     sqlite => Backend::Sqlite,
     postgres_pool => Backend::PostgresPool,
+    postgres_per_request => Backend::PostgresPerRequest,
 );

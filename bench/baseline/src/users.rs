@@ -12,6 +12,15 @@ use tokio_postgres::types::Type;
 use crate::auth::Authed;
 use crate::error::{ApiError, db_error};
 
+/// The users `$1` may see: cloud-api's `visible_to_1!` (themself, the
+/// accounts they created, everyone who shares an organisation with them).
+macro_rules! visible_to_1 {
+    () => {
+        "(id = $1 OR created_by = $1 OR id IN (SELECT theirs.user_id FROM memberships mine \
+         JOIN memberships theirs ON theirs.org_id = mine.org_id WHERE mine.user_id = $1))"
+    };
+}
+
 /// `to_char(created_at ...)`: the API's RFC 3339 text, rendered by the database.
 macro_rules! user_columns {
     () => {
@@ -67,7 +76,7 @@ pub fn user_from_row(row: &Row) -> Result<User, ApiError> {
 /// `GET /api/users`.
 pub async fn list(
     Query(page): Query<Pagination>,
-    Authed { conn, .. }: Authed,
+    Authed { conn, user, .. }: Authed,
 ) -> Result<Json<UserList>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -82,9 +91,15 @@ pub async fn list(
             concat!(
                 "SELECT ",
                 user_columns!(),
-                ", count(*) OVER () AS total FROM users ORDER BY id LIMIT $1 OFFSET $2"
+                ", count(*) OVER () AS total FROM users WHERE ",
+                visible_to_1!(),
+                " ORDER BY id LIMIT $2 OFFSET $3"
             ),
-            &[(&limit, Type::INT8), (&offset, Type::INT8)],
+            &[
+                (&user.id, Type::INT8),
+                (&limit, Type::INT8),
+                (&offset, Type::INT8),
+            ],
         )
         .await
         .map_err(db_error)?;
@@ -92,7 +107,13 @@ pub async fn list(
         Some(row) => row.try_get("total").map_err(|_| ApiError::internal())?,
         None if offset == 0 => 0,
         None => conn
-            .query_typed_one("SELECT count(*) AS total FROM users", &[])
+            .query_typed_one(
+                concat!(
+                    "SELECT count(*) AS total FROM users WHERE ",
+                    visible_to_1!()
+                ),
+                &[(&user.id, Type::INT8)],
+            )
             .await
             .map_err(db_error)?
             .try_get("total")
@@ -103,11 +124,19 @@ pub async fn list(
 }
 
 /// `GET /api/users/{id}`.
-pub async fn get(Path(id): Path<i64>, Authed { conn, .. }: Authed) -> Result<Json<User>, ApiError> {
+pub async fn get(
+    Path(id): Path<i64>,
+    Authed { conn, user, .. }: Authed,
+) -> Result<Json<User>, ApiError> {
     let row = conn
         .query_typed_opt(
-            concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
-            &[(&id, Type::INT8)],
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = $2 AND ",
+                visible_to_1!()
+            ),
+            &[(&user.id, Type::INT8), (&id, Type::INT8)],
         )
         .await
         .map_err(db_error)?
@@ -117,7 +146,7 @@ pub async fn get(Path(id): Path<i64>, Authed { conn, .. }: Authed) -> Result<Jso
 
 /// `POST /api/users`: 201, or 409 if the email is taken.
 pub async fn create(
-    Authed { conn, .. }: Authed,
+    Authed { conn, user, .. }: Authed,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     validate_name(&new.name)?;
@@ -127,10 +156,14 @@ pub async fn create(
             let row = client
                 .query_typed_one(
                     concat!(
-                        "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING ",
+                        "INSERT INTO users (name, email, created_by) VALUES ($1, $2, $3) RETURNING ",
                         user_columns!()
                     ),
-                    &[(&new.name, Type::TEXT), (&new.email, Type::TEXT)],
+                    &[
+                        (&new.name, Type::TEXT),
+                        (&new.email, Type::TEXT),
+                        (&user.id, Type::INT8),
+                    ],
                 )
                 .await
                 .map_err(db_error)?;
@@ -161,8 +194,10 @@ fn validate_email(email: &str) -> Result<(), ApiError> {
     if email.is_empty() {
         return Err(ApiError::bad_request("email: must not be empty"));
     }
-    if email.len() > 320 {
-        return Err(ApiError::bad_request("email: must be at most 320 bytes"));
+    if email.chars().count() > 320 {
+        return Err(ApiError::bad_request(
+            "email: must be at most 320 characters",
+        ));
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ApiError::bad_request("email: must not contain whitespace"));

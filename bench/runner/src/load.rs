@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::servers::{Kind, Mode, Server};
-use crate::setup::{Env, GET_ID, SEED_USERS};
+use crate::setup::{Env, GET_ID, OUTSIDER_ID, SEED_USERS};
 use crate::{BoxError, Plan, say};
 
 /// The endpoints measured.
@@ -473,6 +473,13 @@ async fn check_contract(
         ),
         ("get", "GET", get_path.clone(), auth, None),
         ("get missing", "GET", missing_path, auth, None),
+        (
+            "get another tenant's user",
+            "GET",
+            format!("/api/users/{OUTSIDER_ID}"),
+            auth,
+            None,
+        ),
         (
             "get non-integer",
             "GET",

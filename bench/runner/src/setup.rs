@@ -18,6 +18,9 @@ use crate::{BoxError, say};
 pub const SEED_USERS: i64 = 10_000;
 /// `GET /api/users/{id}` asks for this one.
 pub const GET_ID: i64 = 4_242;
+/// The one seeded user outside the bench organisation: another tenant's
+/// user, whom the token's user may not see (the contract check asks).
+pub const OUTSIDER_ID: i64 = SEED_USERS;
 /// A login role that must authenticate with SCRAM-SHA-256.
 pub const SCRAM_USER: &str = "bench_scram";
 pub const SCRAM_PASSWORD: &str = "bench-scram-password";
@@ -84,13 +87,18 @@ impl Env {
             .and_then(|id| id.parse().ok())
             .ok_or_else(|| format!("`cloud-api token create` printed {token:?}, not a token"))?;
         // The caller belongs to one organisation, so the memberships query
-        // of authentication returns a row, as it would in real use.
+        // of authentication returns a row, as it would in real use; every
+        // seeded user is a member too, so the caller may see all of them
+        // (the users endpoints show only those who share an organisation).
         cluster.psql(
             &db,
-            "INSERT INTO organisations (name) VALUES ('Bench org');\n\
-             INSERT INTO memberships (org_id, user_id, role) \
-               SELECT o.id, 1, 'admin' FROM organisations o;\n\
-             VACUUM ANALYZE;",
+            &format!(
+                "INSERT INTO organisations (name) VALUES ('Bench org');\n\
+                 INSERT INTO memberships (org_id, user_id, role) \
+                   SELECT o.id, u.id, CASE WHEN u.id = 1 THEN 'admin' ELSE 'member' END \
+                   FROM organisations o CROSS JOIN users u WHERE u.id < {OUTSIDER_ID};\n\
+                 VACUUM ANALYZE;"
+            ),
         )?;
         let (monitor, connection) = tokio_postgres::connect(&url, NoTls).await?;
         let monitor_task = tokio::spawn(async move {
@@ -124,7 +132,7 @@ impl Env {
     /// What was seeded, for the report.
     pub fn seed_summary(&self) -> String {
         format!(
-            "{SEED_USERS} users; one organisation with the token's user (id {}) as admin; \
+            "{SEED_USERS} users; one organisation with every seeded user but the last in it, the token's user (id {}) as admin; \
              API token id {} made by `cloud-api token create`",
             self.user_id, self.token_id
         )

@@ -24,7 +24,7 @@ pub struct User {
 pub struct NewUser {
     /// Not blank, at most 200 characters.
     pub name: String,
-    /// Must look like an email address; at most 320 bytes.
+    /// Must look like an email address; at most 320 characters.
     pub email: String,
 }
 

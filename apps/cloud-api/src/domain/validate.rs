@@ -7,12 +7,71 @@ use std::fmt;
 
 /// Longest accepted name (users, organisations, sources), in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Longest accepted email address, in bytes (the SMTP path limit).
+/// Longest accepted email address, in characters (the SMTP path limit,
+/// counted the way JSON Schema's `maxLength` counts, so that the OpenAPI
+/// document can state it exactly).
 pub const MAX_EMAIL_LEN: usize = 320;
 /// Longest accepted source URL, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 /// Largest accepted source config, serialised as JSON, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+// The rules below, as the ECMA-262 regular expressions the OpenAPI document
+// states (`pattern`), so that a client generated from the document never
+// sends a value the service refuses, and the service refuses every value
+// the document calls invalid. The functions below are the service's side of
+// the same rules; `tests/openapi_rules.rs` checks that they agree.
+
+/// Control characters (Unicode category Cc, what `char::is_control` means).
+macro_rules! cc {
+    () => {
+        r"\u0000-\u001f\u007f-\u009f"
+    };
+}
+
+/// The white space that is not a control character (with `cc!`, what
+/// `char::is_whitespace` and so `str::trim` mean).
+macro_rules! ws {
+    () => {
+        r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
+/// [`validate_name`] as a pattern: no control character, and at least one
+/// character that is not white space (with `minLength` 1 and `maxLength`
+/// [`MAX_NAME_CHARS`]).
+pub const NAME_PATTERN: &str = concat!("^[^", cc!(), "]*[^", cc!(), ws!(), "][^", cc!(), "]*$");
+
+/// [`validate_email`] as a pattern: one `@` between non-empty parts, no
+/// white space or control character (with `maxLength` [`MAX_EMAIL_LEN`]).
+pub const EMAIL_PATTERN: &str = concat!("^[^@", cc!(), ws!(), "]+@[^@", cc!(), ws!(), "]+$");
+
+/// Strings and keys in a source config: no U+0000 (PostgreSQL's `jsonb`
+/// cannot store it; refused on SQLite too, so both behave alike).
+pub const CONFIG_TEXT_PATTERN: &str = r"^[^\u0000]*$";
+
+/// One octet of a dotted IPv4 address, without leading zeros.
+macro_rules! octet {
+    () => {
+        r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    };
+}
+
+/// [`validate_url`] as a pattern (with `maxLength` [`MAX_URL_LEN`]): `http`
+/// or `https`, then a host that is a dotted IPv4 address or a DNS name
+/// (letters, digits and single inner hyphens per label, the last label
+/// starting with a letter), an optional port up to 65535, then an optional
+/// path, query or fragment of printable ASCII. No user info (credentials
+/// belong in `config`), no white space.
+pub const URL_PATTERN: &str = concat!(
+    r"^https?://(?:",
+    octet!(),
+    r"(?:\.",
+    octet!(),
+    r"){3}|(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)",
+    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"(?:[/?#][\x21-\x7e]*)?$"
+);
 
 /// Which input field is wrong and why, in words fit for an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,17 +138,17 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), ValidationEr
 }
 
 /// Deliberately loose: one `@` between non-empty parts, no whitespace or
-/// control characters, at most [`MAX_EMAIL_LEN`] bytes. Whether the address
+/// control characters, at most [`MAX_EMAIL_LEN`] characters. Whether the address
 /// really receives mail is not something a syntax check can know.
 pub fn validate_email(email: &str) -> Result<(), ValidationError> {
     const FIELD: &str = "email";
     if email.is_empty() {
         return Err(ValidationError::new(FIELD, "must not be empty"));
     }
-    if email.len() > MAX_EMAIL_LEN {
+    if email.chars().count() > MAX_EMAIL_LEN {
         return Err(ValidationError::new(
             FIELD,
-            format!("must be at most {MAX_EMAIL_LEN} bytes"),
+            format!("must be at most {MAX_EMAIL_LEN} characters"),
         ));
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -127,10 +186,75 @@ pub fn validate_url(url: &str) -> Result<(), ValidationError> {
     let parsed = url::Url::parse(url)
         .map_err(|e| ValidationError::new(FIELD, format!("must be an absolute URL ({e})")))?;
     match parsed.scheme() {
-        "http" | "https" if parsed.host().is_some() => Ok(()),
-        "http" | "https" => Err(ValidationError::new(FIELD, "must have a host")),
-        _ => Err(ValidationError::new(FIELD, "must use http or https")),
+        "http" | "https" if parsed.host().is_some() => {}
+        "http" | "https" => return Err(ValidationError::new(FIELD, "must have a host")),
+        _ => return Err(ValidationError::new(FIELD, "must use http or https")),
     }
+    if !matches_url_pattern(url) {
+        return Err(ValidationError::new(
+            FIELD,
+            "must be http(s)://host[:port][/path], the host a DNS name or an IPv4 address, \
+             without user info, in printable ASCII",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `url` matches [`URL_PATTERN`].
+fn matches_url_pattern(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if !tail.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return false;
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit())
+            && match p.len() {
+                1..=4 => true,
+                5 => !p.starts_with('0') && p.parse::<u32>().is_ok_and(|n| n <= 65535),
+                _ => false,
+            }
+    });
+    port_ok && (is_ipv4(host) || is_dns_name(host))
+}
+
+/// Four dotted octets, 0 to 255, without leading zeros.
+fn is_ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            (1..=3).contains(&o.len())
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
+/// Labels of letters and digits with single inner hyphens, the last
+/// starting with a letter (so that it is never read as an IPv4 number, and
+/// never punycode, which has a double hyphen).
+fn is_dns_name(host: &str) -> bool {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .split('-')
+                .all(|run| !run.is_empty() && run.bytes().all(|b| b.is_ascii_alphanumeric()))
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    labels.iter().all(|l| label_ok(l))
+        && labels
+            .last()
+            .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 /// A JSON object of at most [`MAX_CONFIG_BYTES`] once serialised.
@@ -148,7 +272,23 @@ pub fn validate_config(config: &serde_json::Value) -> Result<(), ValidationError
             format!("must be at most {MAX_CONFIG_BYTES} bytes as JSON"),
         ));
     }
+    if has_nul(config) {
+        return Err(ValidationError::new(
+            FIELD,
+            "must not contain the character U+0000 in any string or key",
+        ));
+    }
     Ok(())
+}
+
+/// Whether any string or key in `value`, at any depth, holds U+0000.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +324,10 @@ mod tests {
         let max = format!("{}@b", "a".repeat(318));
         assert_eq!(max.len(), 320);
         assert!(validate_email(&max).is_ok());
+        // Characters, not bytes: what the document's maxLength counts.
+        let accented = format!("{}@b", "é".repeat(318));
+        assert!(validate_email(&accented).is_ok());
+        assert!(validate_email(&format!("é{accented}")).is_err());
     }
 
     #[test]
@@ -206,6 +350,28 @@ mod tests {
             assert_eq!(validate_url(bad).unwrap_err().field, "url", "{bad:?}");
         }
         assert!(validate_url(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
+        for ok in [
+            "http://10.0.0.5:8080/openapi.json",
+            "https://a-b.c9.example.com:65535/x?y=1#z",
+            "https://e.com:0001",
+        ] {
+            assert!(validate_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://user:pw@e.com/",
+            "http://e.com:65536",
+            "http://e.com:00080",
+            "http://1.2.3",
+            "http://256.1.1.1",
+            "http://01.1.1.1",
+            "http://xn--bcher-kva.example",
+            "http://-e.com",
+            "http://e.com/a b",
+            "http://e.com/\u{e9}",
+            "HTTP://e.com",
+        ] {
+            assert_eq!(validate_url(bad).unwrap_err().field, "url", "{bad:?}");
+        }
     }
 
     #[test]
@@ -220,5 +386,8 @@ mod tests {
         }
         let big = json!({ "x": "a".repeat(MAX_CONFIG_BYTES) });
         assert!(validate_config(&big).is_err());
+        for nul in [json!({"a\u{0}": 1}), json!({"a": [{"b": "\u{0}"}]})] {
+            assert_eq!(validate_config(&nul).unwrap_err().field, "config", "{nul}");
+        }
     }
 }

@@ -5,6 +5,7 @@ mod extract;
 mod health;
 mod observe;
 mod openapi;
+mod openapi_rules;
 mod organisations;
 mod signed_in;
 mod sources;

@@ -5,6 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openapi_rules::InputRules;
 use super::{ErrorBody, health, organisations, sources, users};
 use crate::domain;
 
@@ -29,7 +30,7 @@ use crate::domain;
         domain::Scope, domain::ScopeKind,
         domain::Source, domain::NewSource, domain::SourcePatch, domain::SourceKind,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &InputRules),
 )]
 pub struct ApiDoc;
 
@@ -46,6 +47,12 @@ impl Modify for BearerAuth {
 }
 
 /// Serves the document. Public: asks for nothing.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document() -> Json<serde_json::Value> {
+    Json(served())
+}
+
+/// The document exactly as `GET /api/openapi.json` serves it.
+pub fn served() -> serde_json::Value {
+    let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    super::openapi_rules::with_config_schema(doc)
 }

@@ -10,10 +10,12 @@ use utoipa::ToSchema;
 use super::extract::{self, Path};
 use super::{ApiError, ErrorBody, SignedIn};
 use crate::domain::access::{check_manage_members, check_organisation};
+use crate::domain::validate::validate_email;
 use crate::domain::{
     Member, MyOrganisation, NewOrganisation, Organisation, Role, Validate, ValidationError,
 };
 use crate::services::{Conn, Tx};
+use crate::store::StoreError;
 
 /// Creates an organisation, with its org scope, and makes the caller its
 /// admin (with a user scope).
@@ -79,11 +81,12 @@ fn member() -> Role {
     Role::Member
 }
 
-/// Any syntactically valid email may be asked for: one that matches no
-/// account is a 404, which only the database can tell.
+/// The email must be one an account could have (the rules of
+/// `POST /api/users`, which the document states); one that matches no
+/// account is a 409, which only the database can tell.
 impl Validate for NewMember {
     fn validate(&self) -> Result<(), ValidationError> {
-        Ok(())
+        validate_email(&self.email)
     }
 }
 
@@ -108,7 +111,8 @@ impl Validate for RoleChange {
     responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
         (status = 201, body = Member), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, description = "The organisation does not exist or the caller is not in it", body = ErrorBody),
+        (status = 409, description = "The user is already a member, or no user has this email", body = ErrorBody)))]
 pub async fn add_member(
     Path(org_id): Path<i64>,
     me: SignedIn,
@@ -119,10 +123,18 @@ pub async fn add_member(
     check_manage_members(&me.caller, org_id).map_err(|e| ApiError::access(e, "organisation"))?;
     let tx = tx.get().await?;
     let connection = tx.get()?;
-    let user = connection
-        .get_user_by_email(new.email.trim())
-        .await
-        .map_err(|e| ApiError::store(e, "user with this email"))?;
+    // No account with this email is a 409 (the membership cannot be added
+    // in the current state), like adding someone who is already a member;
+    // not a 404, which would say the organisation in the path is missing.
+    let user = match connection.get_user_by_email(&new.email).await {
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no user has this email",
+            ));
+        }
+        other => other?,
+    };
     let member = connection.add_member(org_id, user.id, new.role).await?;
     Ok((StatusCode::CREATED, Json(member)))
 }

@@ -1,4 +1,12 @@
 //! The users endpoints of the contract: list, get, create.
+//!
+//! Tenant privacy: a caller sees a user's name and email only if the user
+//! is the caller, shares an organisation with them, or is an account the
+//! caller created (the caller wrote that name and email, and users cannot
+//! be renamed, so showing them back discloses nothing). Anyone signed in
+//! may create an account, to add to an organisation by email afterwards;
+//! from then on its creator and those who share an organisation with it
+//! see it, nobody else. A duplicate email is a 409 that names nobody.
 
 use axum::Json;
 use http::StatusCode;
@@ -10,7 +18,10 @@ use crate::domain::page::Pagination;
 use crate::domain::{NewUser, Page, User, UserList};
 use crate::services::{Conn, Tx};
 
-/// Users by id, a page at a time, with the total count.
+/// The users the caller may see (themself, the accounts they created, and
+/// everyone who shares an organisation with them), by id, a page at a
+/// time, with how many they may see in all. Another tenant's users are
+/// never listed.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),
     security(("bearer" = [])),
     responses(
@@ -24,12 +35,15 @@ pub async fn list(
     me: SignedIn,
     conn: Lazy<Conn>,
 ) -> Result<Json<UserList>, ApiError> {
-    me.get().await?;
+    let me = me.get().await?;
     let conn = conn.get().await?;
-    Ok(Json(conn.get()?.list_users(page).await?))
+    let users = conn.get()?.list_users_visible_to(me.user.id, page);
+    Ok(Json(users.await?))
 }
 
-/// One user.
+/// One user the caller may see (themself, an account they created, or
+/// someone who shares an organisation with them); 404 for anyone else,
+/// exactly as for an id no user has.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "The user's id")),
     security(("bearer" = [])),
@@ -38,20 +52,24 @@ pub async fn list(
         (status = 200, body = User),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "No such user, or one the caller may not see", body = ErrorBody),
     ))]
 pub async fn get(
     Path(id): Path<i64>,
     me: SignedIn,
     conn: Lazy<Conn>,
 ) -> Result<Json<User>, ApiError> {
-    me.get().await?;
+    let me = me.get().await?;
     let conn = conn.get().await?;
-    let user = conn.get()?.get_user(id).await;
+    let user = conn.get()?.get_user_visible_to(me.user.id, id).await;
     Ok(Json(user.map_err(|e| ApiError::store(e, "user"))?))
 }
 
-/// Creates a user. 409 if the email is taken.
+/// Creates a user account; anyone signed in may. The creator sees it from
+/// then on, and so does everyone who comes to share an organisation with
+/// it (add it by email with `POST /api/orgs/{org_id}/members`); nobody
+/// else. 409 if the email is taken, whoever holds it (the answer names
+/// nobody).
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     security(("bearer" = [])),
     responses(
@@ -68,8 +86,8 @@ pub async fn create(
     tx: Lazy<Tx>,
     extract::Json(new): extract::Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    me.get().await?;
+    let me = me.get().await?;
     let tx = tx.get().await?;
-    let user = tx.get()?.create_user(&new).await?;
+    let user = tx.get()?.create_user_by(me.user.id, &new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

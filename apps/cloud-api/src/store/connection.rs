@@ -196,12 +196,36 @@ impl Connection {
         dispatch!(self, c => c.rollback().await)
     }
 
-    /// A page of users ordered by id, and how many there are in all.
+    /// A page of the users `viewer` may see, ordered by id, and how many
+    /// they may see in all: themself, the accounts they created through
+    /// [`create_user_by`](Self::create_user_by) (they wrote those names and
+    /// emails), and everyone who shares an organisation with them; never
+    /// another tenant's users. What `GET /api/users` shows.
+    pub async fn list_users_visible_to(
+        &self,
+        viewer: i64,
+        page: Page,
+    ) -> Result<UserList, StoreError> {
+        dispatch!(self, c => c.list_users_visible_to(viewer, page).await)
+    }
+
+    /// The user `id` if `viewer` may see them (see
+    /// [`list_users_visible_to`](Self::list_users_visible_to)); `NotFound`
+    /// otherwise, exactly as for an id no user has. What
+    /// `GET /api/users/{id}` shows.
+    pub async fn get_user_visible_to(&self, viewer: i64, id: i64) -> Result<User, StoreError> {
+        dispatch!(self, c => c.get_user_visible_to(viewer, id).await)
+    }
+
+    /// A page of every user ordered by id, and how many there are in all:
+    /// the operator's view, never an API caller's (they get
+    /// [`list_users_visible_to`](Self::list_users_visible_to)).
     pub async fn list_users(&self, page: Page) -> Result<UserList, StoreError> {
         dispatch!(self, c => c.list_users(page).await)
     }
 
-    /// A user by id; `NotFound` if none.
+    /// Any user by id; `NotFound` if none. For the service's own use (an
+    /// API caller gets [`get_user_visible_to`](Self::get_user_visible_to)).
     pub async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         dispatch!(self, c => c.get_user(id).await)
     }
@@ -215,6 +239,14 @@ impl Connection {
     /// `Invalid` naming the field if the input is bad.
     pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
         dispatch!(self, c => c.create_user(new).await)
+    }
+
+    /// Validates and inserts a user on behalf of the user `creator`, who
+    /// may see it from then on (see
+    /// [`list_users_visible_to`](Self::list_users_visible_to)); `Conflict`
+    /// if the email is taken. What `POST /api/users` does.
+    pub async fn create_user_by(&self, creator: i64, new: &NewUser) -> Result<User, StoreError> {
+        dispatch!(self, c => c.create_user_by(creator, new).await)
     }
 
     /// The user with `new.email`, created from `new` if there is none;

@@ -419,7 +419,7 @@ pub async fn organisations_and_members(backend: Backend) {
         json!({"email": "nobody@example.com"}),
     )
     .await
-    .expect(404);
+    .expect(409);
     let again = app
         .post(
             "/api/orgs/{org_id}/members",

@@ -179,12 +179,36 @@ impl PgConnection {
         self.run(users::list(self.client(), page)).await
     }
 
+    pub(crate) async fn list_users_visible_to(
+        &self,
+        viewer: i64,
+        page: Page,
+    ) -> Result<UserList, StoreError> {
+        self.track(users::list_visible(self.client(), viewer, page).await)
+    }
+
+    pub(crate) async fn get_user_visible_to(
+        &self,
+        viewer: i64,
+        id: i64,
+    ) -> Result<User, StoreError> {
+        self.track(users::get_visible(self.client(), viewer, id).await)
+    }
+
     pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.run(users::get(self.client(), id)).await
     }
 
     pub(crate) async fn get_user_by_email(&self, email: &str) -> Result<User, StoreError> {
         self.run(users::get_by_email(self.client(), email)).await
+    }
+
+    pub(crate) async fn create_user_by(
+        &self,
+        creator: i64,
+        new: &NewUser,
+    ) -> Result<User, StoreError> {
+        self.track(users::create_by(self.client(), creator, new).await)
     }
 
     pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {

@@ -132,6 +132,23 @@ impl SqliteConnection {
         self.run(move |db| users::list(db, page)).await
     }
 
+    pub(crate) async fn list_users_visible_to(
+        &self,
+        viewer: i64,
+        page: Page,
+    ) -> Result<UserList, StoreError> {
+        self.run(move |db| users::list_visible(db, viewer, page))
+            .await
+    }
+
+    pub(crate) async fn get_user_visible_to(
+        &self,
+        viewer: i64,
+        id: i64,
+    ) -> Result<User, StoreError> {
+        self.run(move |db| users::get_visible(db, viewer, id)).await
+    }
+
     pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.run(move |db| users::get(db, id)).await
     }
@@ -139,6 +156,16 @@ impl SqliteConnection {
     pub(crate) async fn get_user_by_email(&self, email: &str) -> Result<User, StoreError> {
         let email = email.to_owned();
         self.run(move |db| users::get_by_email(db, &email)).await
+    }
+
+    pub(crate) async fn create_user_by(
+        &self,
+        creator: i64,
+        new: &NewUser,
+    ) -> Result<User, StoreError> {
+        let new = new.clone();
+        self.run(move |db| users::create_by(db, creator, &new))
+            .await
     }
 
     pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
