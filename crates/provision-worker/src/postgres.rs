@@ -43,6 +43,9 @@ pub struct PgTarget {
     /// Set when the connection string asks for something Workers cannot
     /// do: every request that needs the database answers `503` with it.
     unsupported: Option<String>,
+    /// A Hyperdrive binding: StartTLS, negotiated with the sslmode of the
+    /// connection string Hyperdrive gives, as workers-rs documents.
+    hyperdrive: bool,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -85,6 +88,7 @@ impl PgTarget {
             port,
             tls: settings.mode,
             unsupported: settings.unsupported,
+            hyperdrive: false,
         })
     }
 
@@ -101,6 +105,7 @@ impl PgTarget {
             port: hyperdrive.port(),
             tls: SslMode::Require,
             unsupported: None,
+            hyperdrive: true,
         })
     }
 
@@ -145,7 +150,7 @@ impl PgTarget {
 
     async fn open(&self) -> Result<PgSession, Error> {
         if let Some(reason) = &self.unsupported {
-            return Err(unavailable(reason.clone()));
+            return Err(setting_error(reason.clone()));
         }
         match self.tls {
             SslMode::Disable => self.open_plain().await,
@@ -171,7 +176,7 @@ impl PgTarget {
                     Ok(session) => Ok(session),
                     Err(TlsFailure::NotOffered(error)) => {
                         worker::console_error!("connecting to the database failed: {error:?}");
-                        Err(unavailable(format!(
+                        Err(setting_error(format!(
                             "the database server does not offer TLS, which sslmode={} requires: \
                              turn on ssl in the server, or use sslmode=disable only for a \
                              database on a private network",
@@ -179,13 +184,17 @@ impl PgTarget {
                         )))
                     }
                     Err(TlsFailure::Handshake(error)) => {
-                        worker::console_error!("TLS to the database failed: {error:?}");
-                        Err(unavailable(format!(
+                        worker::console_error!(
+                            "TLS to the database at {} failed: {error:?}",
+                            self.host
+                        );
+                        Err(setting_error(format!(
                             "the TLS handshake with the database failed (sslmode={}): on \
-                             Cloudflare Workers the server's certificate must chain to a trusted \
-                             CA and name the host `{}` (workerd always verifies both, as \
-                             verify-full); use a certificate that does, or a host name it names",
-                            self.tls, self.host
+                             Cloudflare Workers the server's certificate must chain to a CA \
+                             workerd trusts and name the host of the database URL (workerd \
+                             always verifies both, as verify-full); use such a certificate, or \
+                             the host name it was issued for",
+                            self.tls
                         )))
                     }
                     Err(TlsFailure::Other(error)) => Err(error),
@@ -231,7 +240,9 @@ impl PgTarget {
             upgraded: upgraded.clone(),
         };
         let mut config = self.config.clone();
-        config.ssl_mode(mode);
+        if !self.hyperdrive {
+            config.ssl_mode(mode);
+        }
         let (done, ended) = futures_channel::oneshot::channel::<()>();
         match config.connect_raw(socket, tls).await {
             Ok((client, connection)) => {
@@ -244,7 +255,12 @@ impl PgTarget {
                 Err(TlsFailure::Other(connect_error(error)))
             }
             Err(error) if upgraded.get() => Err(TlsFailure::Handshake(error)),
-            Err(error) if error.to_string().contains("server does not support TLS") => {
+            // The server answered SSLRequest with 'N' (only `Require` fails on
+            // that; tokio-postgres says so in the error's cause).
+            Err(error)
+                if std::error::Error::source(&error)
+                    .is_some_and(|cause| cause.to_string() == "server does not support TLS") =>
+            {
                 Err(TlsFailure::NotOffered(error))
             }
             Err(error) => Err(TlsFailure::Other(connect_error(error))),
@@ -300,9 +316,46 @@ fn connect_error(error: tokio_postgres::Error) -> Error {
     unavailable("cannot connect to the database")
 }
 
-fn unavailable(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+fn unavailable(message: &'static str) -> Error {
     Error::new(message).with_status(StatusCode::SERVICE_UNAVAILABLE)
 }
+
+/// A `503` caused by the connection string's TLS settings, marked so with
+/// [`TlsSettingError`].
+fn setting_error(message: String) -> Error {
+    Error::with_source(message, TlsSettingError).with_status(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// The cause of a [`PgTarget::connect`] error that comes from the
+/// connection string's TLS settings rather than from the database being
+/// down: retrying cannot help. Its message says what to change, and names
+/// settings, never their values, so it may be shown to a client.
+///
+/// ```no_run
+/// # async fn f(target: provision_worker::postgres::PgTarget) {
+/// use provision_worker::postgres::TlsSettingError;
+/// if let Err(error) = target.connect().await {
+///     let show_the_client = TlsSettingError::is_cause_of(&error);
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TlsSettingError;
+
+impl TlsSettingError {
+    /// Whether `error` was caused by the TLS settings.
+    pub fn is_cause_of(error: &Error) -> bool {
+        std::error::Error::source(error).is_some_and(|source| source.is::<TlsSettingError>())
+    }
+}
+
+impl std::fmt::Display for TlsSettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database URL's TLS settings cannot work on Cloudflare Workers")
+    }
+}
+
+impl std::error::Error for TlsSettingError {}
 
 /// One request's PostgreSQL session: the client, and the end of the task
 /// that drives its socket.
