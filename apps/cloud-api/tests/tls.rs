@@ -48,7 +48,7 @@ async fn settings_that_need_tls_refuse_to_start_and_say_why() {
         for mode in [PostgresMode::PerRequest, PostgresMode::Pool] {
             let url = format!("{base}?{setting}");
             match open(&url, mode) {
-                Err(StoreError::Invalid(message)) => {
+                Err(StoreError::Misconfigured(message)) => {
                     assert!(
                         message.contains(named) && message.contains("without TLS"),
                         "{setting} ({mode:?}): the message must name the setting and say \
@@ -59,7 +59,7 @@ async fn settings_that_need_tls_refuse_to_start_and_say_why() {
                         "the message must not echo the URL: {message}"
                     );
                 }
-                Err(other) => panic!("{setting} ({mode:?}): expected Invalid, got {other:?}"),
+                Err(other) => panic!("{setting} ({mode:?}): expected Misconfigured, got {other:?}"),
                 Ok(database) => {
                     let outcome = database.acquire().await.map(|_| ());
                     panic!("{setting} ({mode:?}) was accepted at startup; acquire gave {outcome:?}")

@@ -121,7 +121,7 @@ impl Database {
     ) -> Result<Database, StoreError> {
         for url in std::iter::once(url).chain(migrations_url) {
             if let Some(reason) = super::tls::refusal(url) {
-                return Err(StoreError::Invalid(reason));
+                return Err(StoreError::Misconfigured(reason));
             }
         }
         // The parse error could echo part of the URL (and its password).
