@@ -232,14 +232,17 @@ impl Workerd {
             std::fs::copy(setup.build.join(file), dir.join(file))
                 .unwrap_or_else(|e| panic!("{}: {e}", setup.build.join(file).display()));
         }
-        // The checked-in configuration, on this test's port, and with the
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(manifest.join("trigger.js"), dir.join("trigger.js")).unwrap();
+        // The checked-in configuration, on this test's ports, and with the
         // test CA added to what the outbound network trusts.
         let mut config =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workerd.capnp"))
                 .unwrap()
                 .replace("build/index.js", "index.js")
                 .replace("build/index_bg.wasm", "index_bg.wasm")
-                .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"));
+                .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"))
+                .replace("127.0.0.1:8788", &format!("127.0.0.1:{}", free_port()));
         if trust_test_ca {
             std::fs::write(dir.join("ca.pem"), &certificates().ca_pem).unwrap();
             let network = r#"network = (allow = ["public", "private", "local"])"#;
@@ -255,7 +258,9 @@ impl Workerd {
         std::fs::write(dir.join("workerd.capnp"), config).unwrap();
         let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
         let child = Command::new(&setup.workerd)
-            .args(["serve", "workerd.capnp", "--verbose"])
+            // --experimental: the checked-in configuration's cron trigger
+            // Worker needs it (see workerd.capnp).
+            .args(["serve", "workerd.capnp", "--verbose", "--experimental"])
             .current_dir(&dir)
             .env("DATABASE_URL", database_url)
             .stdin(Stdio::null())
