@@ -38,7 +38,7 @@ use cloud_api::services::Db;
 use cloud_api::settings::Settings;
 use cloud_api::store::{Connect, Connection, Database, StoreError};
 use provision_worker::Isolate;
-use provision_worker::postgres::PgTarget;
+use provision_worker::postgres::{PgTarget, TlsSettingError};
 use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
 
 /// The app (router, registry, metrics), one per isolate.
@@ -187,5 +187,9 @@ impl Connect for OncePerIsolate {
 }
 
 fn unavailable(error: provision::Error) -> StoreError {
+    if TlsSettingError::is_cause_of(&error) {
+        // Says which setting to change: the client sees it (a 503).
+        return StoreError::Misconfigured(error.to_string());
+    }
     StoreError::Unavailable(error.to_string())
 }

@@ -10,17 +10,24 @@
 //! the Workers rule ("Cannot perform I/O on behalf of a different request")
 //! enforced before any request runs.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use http::StatusCode;
 use provision::{Error, RequestBound};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::{Client, Config, NoTls};
 use worker::postgres_tls::PassthroughTls;
 use worker::send::SendFuture;
 use worker::{Env, Hyperdrive, SecureTransport, Socket};
+
+mod tls;
+
+pub use tls::SslMode;
 
 /// How long [`PgSession::close`] waits for the connection to shut down.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +39,13 @@ pub struct PgTarget {
     config: Config,
     host: String,
     port: u16,
-    tls: bool,
+    tls: SslMode,
+    /// Set when the connection string asks for something Workers cannot
+    /// do: every request that needs the database answers `503` with it.
+    unsupported: Option<String>,
+    /// A Hyperdrive binding: StartTLS, negotiated with the sslmode of the
+    /// connection string Hyperdrive gives, as workers-rs documents.
+    hyperdrive: bool,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -47,13 +60,18 @@ impl std::fmt::Debug for PgTarget {
 }
 
 impl PgTarget {
-    /// From a URL (`postgres://user:password@host:port/db`). With
-    /// `sslmode=require` the socket is upgraded with StartTLS; otherwise
-    /// (the default, `prefer`, and `disable`) it stays plain text, which is
-    /// right only for a database on a private network or loopback.
+    /// From a URL (`postgres://user:password@host:port/db`), `sslmode` and
+    /// `channel_binding` as libpq spells them (see [`SslMode`]): with
+    /// `prefer` (the default) TLS is used when the server offers it, with
+    /// `require`, `verify-ca` and `verify-full` always, the certificate
+    /// verified by workerd. A setting Workers cannot honour
+    /// (`channel_binding=require`, `sslmode=allow`) is not an error here:
+    /// each request that connects answers `503` saying what to use instead.
     pub fn from_url(url: &str) -> Result<PgTarget, Error> {
+        let settings = tls::TlsSettings::read(url);
         // The parse error could echo part of the URL and its password.
-        let mut config: Config = url
+        let mut config: Config = settings
+            .url
             .parse()
             .map_err(|_| Error::new("DATABASE_URL is not a valid PostgreSQL URL"))?;
         let host = match config.get_hosts().first() {
@@ -61,7 +79,6 @@ impl PgTarget {
             _ => return Err(Error::new("DATABASE_URL must name a TCP host")),
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
-        let tls = !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer);
         if config.get_application_name().is_none() {
             config.application_name("cloud-api-worker");
         }
@@ -69,7 +86,9 @@ impl PgTarget {
             config,
             host,
             port,
-            tls,
+            tls: settings.mode,
+            unsupported: settings.unsupported,
+            hyperdrive: false,
         })
     }
 
@@ -84,7 +103,9 @@ impl PgTarget {
             config,
             host: hyperdrive.host(),
             port: hyperdrive.port(),
-            tls: true,
+            tls: SslMode::Require,
+            unsupported: None,
+            hyperdrive: true,
         })
     }
 
@@ -106,8 +127,14 @@ impl PgTarget {
         PgTarget::from_url(&value)
     }
 
-    /// Whether the socket is upgraded to TLS.
+    /// Whether the connection must be encrypted (`sslmode=require` or
+    /// stricter, and Hyperdrive).
     pub fn uses_tls(&self) -> bool {
+        !matches!(self.tls, SslMode::Disable | SslMode::Prefer)
+    }
+
+    /// The `sslmode` this target connects with.
+    pub fn ssl_mode(&self) -> SslMode {
         self.tls
     }
 
@@ -122,35 +149,151 @@ impl PgTarget {
     }
 
     async fn open(&self) -> Result<PgSession, Error> {
-        let builder = Socket::builder();
-        let builder = if self.tls {
-            builder.secure_transport(SecureTransport::StartTls)
-        } else {
-            builder
-        };
-        let socket = builder.connect(self.host.clone(), self.port).map_err(|e| {
-            worker::console_error!("opening a socket to the database failed: {e}");
-            unavailable("cannot reach the database")
-        })?;
+        if let Some(reason) = &self.unsupported {
+            return Err(setting_error(reason.clone()));
+        }
+        match self.tls {
+            SslMode::Disable => self.open_plain().await,
+            SslMode::Prefer => match self.open_tls(tokio_postgres::config::SslMode::Prefer).await {
+                Ok(session) => Ok(session),
+                // libpq's `prefer` retries without TLS when the handshake
+                // fails; workerd verifies every certificate, so a
+                // self-signed one lands here instead of being accepted.
+                Err(TlsFailure::Handshake(error)) => {
+                    worker::console_warn!(
+                        "TLS to the database failed ({error}); sslmode=prefer: connecting without TLS"
+                    );
+                    self.open_plain().await
+                }
+                Err(TlsFailure::NotOffered(error)) => Err(connect_error(error)),
+                Err(TlsFailure::Other(error)) => Err(error),
+            },
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                match self
+                    .open_tls(tokio_postgres::config::SslMode::Require)
+                    .await
+                {
+                    Ok(session) => Ok(session),
+                    Err(TlsFailure::NotOffered(error)) => {
+                        worker::console_error!("connecting to the database failed: {error:?}");
+                        Err(setting_error(format!(
+                            "the database server does not offer TLS, which sslmode={} requires: \
+                             turn on ssl in the server, or use sslmode=disable only for a \
+                             database on a private network",
+                            self.tls
+                        )))
+                    }
+                    Err(TlsFailure::Handshake(error)) => {
+                        worker::console_error!(
+                            "TLS to the database at {} failed: {error:?}",
+                            self.host
+                        );
+                        Err(setting_error(format!(
+                            "the TLS handshake with the database failed (sslmode={}): on \
+                             Cloudflare Workers the server's certificate must chain to a CA \
+                             workerd trusts and name the host of the database URL (workerd \
+                             always verifies both, as verify-full); use such a certificate, or \
+                             the host name it was issued for",
+                            self.tls
+                        )))
+                    }
+                    Err(TlsFailure::Other(error)) => Err(error),
+                }
+            }
+        }
+    }
+
+    fn socket(&self, secure: SecureTransport) -> Result<Socket, Error> {
+        Socket::builder()
+            .secure_transport(secure)
+            .connect(self.host.clone(), self.port)
+            .map_err(|e| {
+                worker::console_error!("opening a socket to the database failed: {e}");
+                unavailable("cannot reach the database")
+            })
+    }
+
+    async fn open_plain(&self) -> Result<PgSession, Error> {
+        let socket = self.socket(SecureTransport::Off)?;
+        let mut config = self.config.clone();
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         let (done, ended) = futures_channel::oneshot::channel::<()>();
-        let client = if self.tls {
-            let (client, connection) = self
-                .config
-                .connect_raw(socket, PassthroughTls)
-                .await
-                .map_err(connect_error)?;
-            drive(connection, done);
-            client
-        } else {
-            let (client, connection) = self
-                .config
-                .connect_raw(socket, NoTls)
-                .await
-                .map_err(connect_error)?;
-            drive(connection, done);
-            client
-        };
+        let (client, connection) = config
+            .connect_raw(socket, NoTls)
+            .await
+            .map_err(connect_error)?;
+        drive(connection, done);
         Ok(PgSession { client, ended })
+    }
+
+    /// Connects with StartTLS available; tokio-postgres asks the server
+    /// (SSLRequest) and upgrades when it says yes.
+    async fn open_tls(
+        &self,
+        mode: tokio_postgres::config::SslMode,
+    ) -> Result<PgSession, TlsFailure> {
+        let socket = self
+            .socket(SecureTransport::StartTls)
+            .map_err(TlsFailure::Other)?;
+        let upgraded = Rc::new(Cell::new(false));
+        let tls = StartTls {
+            upgraded: upgraded.clone(),
+        };
+        let mut config = self.config.clone();
+        if !self.hyperdrive {
+            config.ssl_mode(mode);
+        }
+        let (done, ended) = futures_channel::oneshot::channel::<()>();
+        match config.connect_raw(socket, tls).await {
+            Ok((client, connection)) => {
+                drive(connection, done);
+                Ok(PgSession { client, ended })
+            }
+            // The server answered (a wrong password, a missing database):
+            // whatever TLS did, it worked.
+            Err(error) if error.as_db_error().is_some() => {
+                Err(TlsFailure::Other(connect_error(error)))
+            }
+            Err(error) if upgraded.get() => Err(TlsFailure::Handshake(error)),
+            // The server answered SSLRequest with 'N' (only `Require` fails on
+            // that; tokio-postgres says so in the error's cause).
+            Err(error)
+                if std::error::Error::source(&error)
+                    .is_some_and(|cause| cause.to_string() == "server does not support TLS") =>
+            {
+                Err(TlsFailure::NotOffered(error))
+            }
+            Err(error) => Err(TlsFailure::Other(connect_error(error))),
+        }
+    }
+}
+
+/// How a connection over a StartTLS socket failed.
+enum TlsFailure {
+    /// `sslmode=require` and the server said no to TLS.
+    NotOffered(tokio_postgres::Error),
+    /// The socket was upgraded and then failed before the server answered:
+    /// the handshake (workerd refused the certificate, most often).
+    Handshake(tokio_postgres::Error),
+    /// Anything else (the server refused the login, the socket closed),
+    /// already logged and turned into the answer.
+    Other(Error),
+}
+
+/// workers-rs' [`PassthroughTls`] (the socket's `startTls()`), noting that
+/// the upgrade happened, so a failure after it can be told apart.
+struct StartTls {
+    upgraded: Rc<Cell<bool>>,
+}
+
+impl TlsConnect<Socket> for StartTls {
+    type Stream = <PassthroughTls as TlsConnect<Socket>>::Stream;
+    type Error = <PassthroughTls as TlsConnect<Socket>>::Error;
+    type Future = <PassthroughTls as TlsConnect<Socket>>::Future;
+
+    fn connect(self, socket: Socket) -> Self::Future {
+        self.upgraded.set(true);
+        PassthroughTls.connect(socket)
     }
 }
 
@@ -176,6 +319,43 @@ fn connect_error(error: tokio_postgres::Error) -> Error {
 fn unavailable(message: &'static str) -> Error {
     Error::new(message).with_status(StatusCode::SERVICE_UNAVAILABLE)
 }
+
+/// A `503` caused by the connection string's TLS settings, marked so with
+/// [`TlsSettingError`].
+fn setting_error(message: String) -> Error {
+    Error::with_source(message, TlsSettingError).with_status(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// The cause of a [`PgTarget::connect`] error that comes from the
+/// connection string's TLS settings rather than from the database being
+/// down: retrying cannot help. Its message says what to change, and names
+/// settings, never their values, so it may be shown to a client.
+///
+/// ```no_run
+/// # async fn f(target: provision_worker::postgres::PgTarget) {
+/// use provision_worker::postgres::TlsSettingError;
+/// if let Err(error) = target.connect().await {
+///     let show_the_client = TlsSettingError::is_cause_of(&error);
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TlsSettingError;
+
+impl TlsSettingError {
+    /// Whether `error` was caused by the TLS settings.
+    pub fn is_cause_of(error: &Error) -> bool {
+        std::error::Error::source(error).is_some_and(|source| source.is::<TlsSettingError>())
+    }
+}
+
+impl std::fmt::Display for TlsSettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database URL's TLS settings cannot work on Cloudflare Workers")
+    }
+}
+
+impl std::error::Error for TlsSettingError {}
 
 /// One request's PostgreSQL session: the client, and the end of the task
 /// that drives its socket.

@@ -64,8 +64,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod certificates;
 mod pgbouncer;
 
+pub use certificates::Certificates;
 pub use pgbouncer::PgBouncer;
 
 use std::ffi::OsString;
@@ -167,6 +169,8 @@ impl std::error::Error for Error {}
 pub struct ClusterOptions {
     max_connections: u32,
     scram_user: Option<(String, String)>,
+    /// `(certificate chain, private key)`, PEM.
+    ssl: Option<(String, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -174,6 +178,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             max_connections: 400,
             scram_user: None,
+            ssl: None,
         }
     }
 }
@@ -197,6 +202,15 @@ impl ClusterOptions {
     /// [`Cluster::url_as`].
     pub fn scram_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
         self.scram_user = Some((name.into(), password.into()));
+        self
+    }
+
+    /// Turns TLS on (`ssl = on`) with this certificate (PEM, the server's
+    /// first, then any intermediates) and its unencrypted private key
+    /// (PEM). Clients may still connect without TLS: the `pg_hba.conf`
+    /// lines are `host`, which accept both.
+    pub fn ssl(mut self, certificate_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.ssl = Some((certificate_pem.into(), key_pem.into()));
         self
     }
 
@@ -227,6 +241,8 @@ pub struct Cluster {
     /// `(uid, gid)` to run initdb and postgres as, when we are root.
     run_as: Option<(u32, u32)>,
     scram_user: Option<String>,
+    /// Whether the server runs with `ssl = on`.
+    ssl: bool,
     server: Mutex<Option<Child>>,
     guardian: Mutex<Option<Child>>,
     /// Keeps the directory alive; removed explicitly in `Drop`.
@@ -289,6 +305,7 @@ impl Cluster {
             root,
             run_as,
             scram_user: options.scram_user.as_ref().map(|(n, _)| n.clone()),
+            ssl: options.ssl.is_some(),
             server: Mutex::new(None),
             guardian: Mutex::new(Some(guardian)),
             _dir: dir,
@@ -301,6 +318,9 @@ impl Cluster {
             .unwrap_or(0);
         if let Some((name, _)) = &options.scram_user {
             cluster.add_scram_hba_line(name)?;
+        }
+        if let Some((certificate, key)) = &options.ssl {
+            cluster.write_ssl_files(certificate, key)?;
         }
 
         let mut last_bind_error = String::new();
@@ -588,6 +608,24 @@ impl Cluster {
             .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
     }
 
+    /// Writes `server.crt` and `server.key` (the server's defaults for
+    /// `ssl_cert_file` and `ssl_key_file`) into the data directory. The
+    /// server refuses a key that others can read or that it does not own.
+    fn write_ssl_files(&self, certificate: &str, key: &str) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [("server.crt", certificate), ("server.key", key)] {
+            let path = self.data_dir.join(name);
+            let failed =
+                |e: std::io::Error| Error::new(format!("cannot write {}: {e}", path.display()));
+            fs::write(&path, text).map_err(failed)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(failed)?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Spawns `postgres` on `self.port` and waits until it is ready.
     fn spawn_server(&self) -> Result<Child, StartFailure> {
         let other = |m: String| StartFailure::Other(Error::new(m));
@@ -626,6 +664,9 @@ impl Cluster {
             cmd.arg("-c").arg(setting);
         }
         cmd.arg("-c").arg(socket_dir);
+        if self.ssl {
+            cmd.arg("-c").arg("ssl=on");
+        }
         let mut child = cmd.spawn().map_err(|e| {
             other(format!(
                 "cannot run {}: {e}",

@@ -30,7 +30,8 @@ use crate::store::StoreError;
 
 /// A store failure as a provision error, with the status a client should
 /// get. Messages of `Unavailable` and `Internal` are replaced: they are for
-/// logs, not clients.
+/// logs, not clients. `Misconfigured` keeps its message: it says which
+/// setting to change.
 pub(crate) fn store_error(error: StoreError) -> provision::Error {
     let (status, message) = match &error {
         StoreError::NotFound => (StatusCode::NOT_FOUND, "not found".to_owned()),
@@ -40,6 +41,7 @@ pub(crate) fn store_error(error: StoreError) -> provision::Error {
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is unavailable; try again shortly".to_owned(),
         ),
+        StoreError::Misconfigured(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
         StoreError::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error".to_owned(),

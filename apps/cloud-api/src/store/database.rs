@@ -75,7 +75,9 @@ impl fmt::Debug for Database {
 
 impl Database {
     /// Prepares access to PostgreSQL at `url` (`postgres://user:pass@host/db`
-    /// or key=value form), without TLS. No connection is made yet: the
+    /// or key=value form), without TLS: a URL that asks for TLS
+    /// (`sslmode=require`, `verify-ca`, `verify-full`,
+    /// `channel_binding=require`) is refused here, saying so. No connection is made yet: the
     /// first [`acquire`](Self::acquire) or [`migrate`](Self::migrate) does
     /// that, so a database that starts after the service is fine.
     ///
@@ -117,6 +119,11 @@ impl Database {
         acquire_timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Database, StoreError> {
+        for url in std::iter::once(url).chain(migrations_url) {
+            if let Some(reason) = super::tls::refusal(url) {
+                return Err(StoreError::Misconfigured(reason));
+            }
+        }
         // The parse error could echo part of the URL (and its password).
         let parse = |url: &str, which: &str| -> Result<tokio_postgres::Config, StoreError> {
             url.parse().map_err(|_| {

@@ -27,6 +27,11 @@ pub enum StoreError {
     Unavailable(String),
     /// A bug or an unexpected database state.
     Internal(String),
+    /// The database settings ask for something this build cannot do (a
+    /// TLS mode, channel binding); retrying cannot help. The message says
+    /// what to use instead, naming settings, never their values: a server
+    /// answers 503 with it.
+    Misconfigured(String),
 }
 
 impl fmt::Display for StoreError {
@@ -36,7 +41,8 @@ impl fmt::Display for StoreError {
             StoreError::Conflict(m)
             | StoreError::Invalid(m)
             | StoreError::Unavailable(m)
-            | StoreError::Internal(m) => f.write_str(m),
+            | StoreError::Internal(m)
+            | StoreError::Misconfigured(m) => f.write_str(m),
         }
     }
 }

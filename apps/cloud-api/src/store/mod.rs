@@ -11,6 +11,8 @@ mod migrate;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+mod tls;
 #[cfg(feature = "sqlite")]
 mod transaction;
 
