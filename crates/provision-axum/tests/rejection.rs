@@ -1,9 +1,9 @@
 //! Over real HTTP: the body of every error the integration writes itself (a
 //! service that cannot be built for `Dep<T>` or `Lazy<T>::get`, a handler
 //! without a scope, a handler that panicked, a settle step that failed).
-//! The default is `{"error": message}` JSON.
+//! The default is `{"error": message}` JSON; the application chooses
+//! another with `RegistryBuilder::error_response`.
 
-#[allow(dead_code)]
 mod support;
 
 use axum::Router;
@@ -97,4 +97,66 @@ async fn by_default_every_error_is_json_with_an_error_field() {
             ),
         ]
     );
+}
+
+/// The application's own format: plain text with a prefix, so nothing of
+/// the default JSON can pass for it.
+fn problem(status: StatusCode, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, format!("problem: {message}")).into_response()
+}
+
+#[tokio::test]
+async fn the_application_chooses_the_format_of_every_error_inside_the_layer() {
+    let registry = Registry::builder()
+        .error_response(problem)
+        .build()
+        .await
+        .unwrap();
+    let answers = answers(registry).await;
+    let problem = |status: StatusCode, message: &str| (status, format!("problem: {message}"));
+    assert_eq!(
+        answers,
+        vec![
+            problem(StatusCode::SERVICE_UNAVAILABLE, "the database is down"),
+            problem(StatusCode::SERVICE_UNAVAILABLE, "the database is down"),
+            problem(StatusCode::CONFLICT, "the commit was refused"),
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the handler panicked"
+            ),
+            // Outside the layer no registry is reachable: the default stays.
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({ "error": "internal error: could not provide `request scope`" })
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+async fn panics_before_asking() -> &'static str {
+    panic!("the handler panicked before asking for anything")
+}
+
+#[tokio::test]
+async fn a_panic_in_a_request_that_opened_no_scope_is_in_the_application_format() {
+    let registry = Registry::builder()
+        .error_response(problem)
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(panics_before_asking))
+        .layer(ProvisionLayer::new(registry.clone()));
+    let server = TestServer::start(app).await;
+    assert_eq!(
+        server.get("/").await,
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "problem: internal error: the handler panicked".to_owned()
+        )
+    );
+    assert_eq!(registry.probe().open_scopes(), 0, "no scope was opened");
+    server.stop().await;
 }
