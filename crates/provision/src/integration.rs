@@ -151,6 +151,10 @@ pub trait ScopeControl: sealed::Sealed {
     /// step. Does nothing if `T` is already in the scope.
     fn seed<T: Provide>(&self, value: T);
 
+    /// Whether `T` has a value in this scope (built, or seeded by
+    /// [`seed`](ScopeControl::seed)).
+    fn contains<T: Provide>(&self) -> bool;
+
     /// Whether anything was built in this scope. An integration can skip all
     /// end-of-request work when nothing was.
     fn has_acquisitions(&self) -> bool;
@@ -193,6 +197,10 @@ pub trait ScopeControl: sealed::Sealed {
 impl ScopeControl for RequestScope {
     fn seed<T: Provide>(&self, value: T) {
         RequestScope::seed(self, value)
+    }
+
+    fn contains<T: Provide>(&self) -> bool {
+        RequestScope::contains::<T>(self)
     }
 
     fn has_acquisitions(&self) -> bool {

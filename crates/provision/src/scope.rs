@@ -224,7 +224,7 @@ impl RequestScope {
     }
 
     /// Whether `T` has a value in this scope (built or seeded).
-    pub fn contains<T: Provide>(&self) -> bool {
+    pub(crate) fn contains<T: Provide>(&self) -> bool {
         self.inner.store.get(TypeId::of::<T>()).is_some()
     }
 
