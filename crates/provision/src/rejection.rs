@@ -88,7 +88,7 @@ impl IntoResponse for Rejection {
 /// `{"error": message}`; see
 /// [`RegistryBuilder::error_response`](crate::RegistryBuilder::error_response)), so a handler
 /// can return `Result<_, provision::Error>` and use `?` on
-/// [`Lazy::get`]. An error without a status is an internal failure: it is
+/// [`Lazy::get`](crate::Lazy::get). An error without a status is an internal failure: it is
 /// logged, and the client gets a 500 that does not repeat it.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
