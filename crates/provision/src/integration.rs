@@ -61,7 +61,7 @@ use std::future::Future;
 pub use crate::ambient::Scoped;
 pub use crate::catch_unwind::{CatchUnwind, panic_message};
 #[cfg(feature = "axum")]
-pub use crate::rejection::json_error;
+pub use crate::rejection::{error_response, json_error};
 pub use crate::resolver::Resolver;
 use crate::{Error, Exit, Provide, Registry, RequestScope};
 

@@ -13,10 +13,22 @@ use crate::{Error, Registry, ambient};
 /// [`RegistryBuilder::error_response`](crate::RegistryBuilder::error_response).
 pub(crate) type ErrorResponse = Arc<dyn Fn(StatusCode, &str) -> Response + Send + Sync>;
 
-/// An error response in the format of the request being served: found
-/// through the registry of the request whose future is being polled (these
-/// responses are made inside it), without opening its scope.
-fn respond(status: StatusCode, message: &str) -> Response {
+/// An error response in the format of the request being served: the one its
+/// application chose with
+/// [`RegistryBuilder::error_response`](crate::RegistryBuilder::error_response),
+/// found through the registry of the request being polled on this thread
+/// (without opening its scope), or [`json_error`] outside any request. For a
+/// crate whose errors answer clients (a database integration's
+/// `IntoResponse`), so that they look like the application's own.
+///
+/// ```
+/// use http::StatusCode;
+///
+/// // Outside a request: the default format.
+/// let response = provision::integration::error_response(StatusCode::CONFLICT, "taken");
+/// assert_eq!(response.headers()["content-type"], "application/json");
+/// ```
+pub fn error_response(status: StatusCode, message: &str) -> Response {
     respond_for(ambient::registry().as_ref(), status, message)
 }
 
@@ -80,7 +92,7 @@ impl IntoResponse for Rejection {
                 )
             }
         };
-        respond(status, &message)
+        error_response(status, &message)
     }
 }
 
@@ -93,10 +105,10 @@ impl IntoResponse for Rejection {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self.status() {
-            Some(status) => respond(status, self.message()),
+            Some(status) => error_response(status, self.message()),
             None => {
                 tracing::error!(error = %self, "internal error");
-                respond(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
         }
     }
