@@ -15,6 +15,9 @@ pub fn services(settings: Settings, metrics: Metrics) -> RegistryBuilder {
         .supply(settings)
         .supply(metrics.clone())
         .observer(metrics)
+        // provision's own errors (a service that cannot be provided, a
+        // panic, a refused commit) in the same body as every other error.
+        .error_response(crate::http::error_response)
         .register::<Db>()
         .register::<Conn>()
         .register::<Tx>()

@@ -38,6 +38,7 @@ use criterion::Criterion;
 use http::Request;
 use http::request::Parts;
 use http_body_util::BodyExt;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Provide, Registry};
 use provision_axum::ProvisionLayer;
 use tower_layer::{Identity, Layer};

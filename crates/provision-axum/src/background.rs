@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use provision::integration::ScopeControl;
 use provision::{Exit, RequestScope};
 
 /// A release step handed to a [`Background`].

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use provision::integration::ScopeControl;
 use provision::{Exit, RequestScope};
 
 use crate::Background;
@@ -141,7 +142,7 @@ where
                 }
                 Err(panic) => {
                     tracing::error!(
-                        panic = provision::panic_message(&*panic),
+                        panic = provision::integration::panic_message(&*panic),
                         "response body panicked"
                     );
                     *this.last = Some(Some(Err(axum::Error::new("response body panicked"))));

@@ -9,7 +9,8 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
-use provision::{CatchUnwind, Exit, RequestScope, Scoped, json_error, panic_message};
+use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, Scoped, panic_message};
+use provision::{Exit, RequestScope};
 
 use crate::Background;
 use crate::background::close_in_background;
@@ -83,6 +84,12 @@ where
                         Ok(Poll::Ready(outcome)) => Ok(outcome),
                         Err(panic) => Err(panic),
                     };
+                    // A panic is answered in the application's format,
+                    // found on its registry (cloned on this path only).
+                    let registry = match &outcome {
+                        Err(_) => inner.registry().cloned(),
+                        Ok(_) => None,
+                    };
                     // `None`: the request never asked for a service, so
                     // there is nothing to settle or release.
                     let scope = inner.take_scope();
@@ -119,14 +126,17 @@ where
                                 panic = panic_message(&*panic),
                                 "handler panicked"
                             );
+                            let answer = registry
+                                .expect("a running request future carries its registry")
+                                .error_response(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal error: the handler panicked",
+                                );
                             Box::pin(async move {
                                 if let Some(scope) = scope {
                                     scope.close(Exit::Panic).await;
                                 }
-                                Ok(json_error(
-                                    StatusCode::INTERNAL_SERVER_ERROR,
-                                    "internal error: the handler panicked",
-                                ))
+                                Ok(answer)
                             })
                         }
                     };
@@ -193,7 +203,7 @@ where
             // The handler's answer must not reach the client: its work was
             // not kept. Its body is dropped unread.
             drop(response);
-            let failed = json_error(status, &message);
+            let failed = scope.registry().error_response(status, &message);
             let (parts, body) = failed.into_parts();
             Response::from_parts(
                 parts,

@@ -6,6 +6,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
 use provision::Registry;
+use provision::integration::RegistryControl;
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -26,16 +26,22 @@
 //!
 //! What the layer guarantees, per request:
 //!
-//! * A scope is opened when the request arrives and entered whenever the
-//!   request's futures (middleware, extractors, handler, response body) are
-//!   polled. Handlers and `from_fn` middleware share its services.
+//! * The request is entered whenever its futures (middleware, extractors,
+//!   handler, response body) are polled; its scope opens when something
+//!   first asks for a service. Handlers and `from_fn` middleware share its
+//!   services.
 //! * When the handler answers, acquired services are
 //!   [settled](provision::Provide::settle) before the answer is sent (a
 //!   transaction commits, or the answer becomes an error).
-//! * Everything acquired is released exactly once, newest first: after the
-//!   last byte of the body; when the body is dropped unfinished (the client
-//!   left); when the handler panics (the client gets a JSON 500); when the
-//!   request is dropped mid-handler; or at shutdown.
+//! * Everything acquired is released exactly once, newest first: once the
+//!   body has produced its last frame and before that frame is handed to
+//!   the server; when the body is dropped unfinished (the client left); when
+//!   the handler panics (the client gets a 500); when the request is dropped
+//!   mid-handler; or at shutdown.
+//! * The errors the layer answers with itself (a panic, a failed settle) are
+//!   written in the application's format
+//!   ([`RegistryBuilder::error_response`](provision::RegistryBuilder::error_response);
+//!   `{"error": ...}` JSON by default), like `Dep<T>`'s rejections.
 //! * A request that acquired nothing costs no future allocation, no body
 //!   wrapper and no release work.
 //!

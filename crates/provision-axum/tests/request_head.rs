@@ -7,6 +7,7 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
+use provision::integration::RegistryControl;
 use provision::{Dep, Error, Lazy, Provide, Request, RequestHead};
 use provision_axum::ProvisionLayer;
 use support::{Knobs, TestServer, registry};

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::pin;
 
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Exit, Registry, RequestScope};
 use worker::Context;
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Error, Exit, Provide, Registry, Request, RequestBound, RequestScope};
 
 /// Polls `future` to completion with a no-op waker: everything here is

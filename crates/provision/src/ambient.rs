@@ -83,6 +83,23 @@ pub(crate) fn current() -> Option<RequestScope> {
     with_current(|scope| scope.cloned())
 }
 
+/// The registry of the request entered on this thread, if any, without
+/// opening its scope (an error response needs the application's format, not
+/// a scope).
+#[cfg(feature = "axum")]
+pub(crate) fn registry() -> Option<Registry> {
+    CURRENT.with(|cell| {
+        let slot = cell.take();
+        let registry = match &slot {
+            Some(Slot::Pending(registry)) => Some(registry.clone()),
+            Some(Slot::Open(scope)) => Some(scope.registry().clone()),
+            _ => None,
+        };
+        cell.set(slot);
+        registry
+    })
+}
+
 /// Calls `f` with a reference to the entered scope, without cloning it,
 /// opening it first if the request has not opened it yet. `f` must not use
 /// the ambient scope itself (it is taken out while `f` runs).
@@ -104,11 +121,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestScope>) -> R) -> R {
 pin_project_lite::pin_project! {
     /// A future that enters its request scope each time it is polled.
     ///
-    /// Made by [`Registry::request`] (an integration's request future: the
-    /// scope opens when something first asks for a service), by
-    /// [`RequestScope::bind`] (tasks spawned from a handler: the scope waits
-    /// for them before it releases anything) and by
-    /// [`RequestScope::enter_while`].
+    /// Made by [`RegistryControl::request`](crate::integration::RegistryControl::request)
+    /// (an integration's request future: the scope opens when something
+    /// first asks for a service), by [`RequestScope::bind`] (tasks spawned
+    /// from a handler: the scope waits for them before it releases anything)
+    /// and by [`ScopeControl::enter_while`](crate::integration::ScopeControl::enter_while).
     pub struct Scoped<F> {
         #[pin]
         future: F,
@@ -130,6 +147,16 @@ impl<F> Scoped<F> {
     pub fn scope(&self) -> Option<&RequestScope> {
         match &self.slot {
             Some(Slot::Open(scope)) => Some(scope),
+            _ => None,
+        }
+    }
+
+    /// The registry of the request this future runs, whether or not its
+    /// scope has been opened (`None` only once the scope was taken out).
+    pub fn registry(&self) -> Option<&Registry> {
+        match &self.slot {
+            Some(Slot::Open(scope)) => Some(scope.registry()),
+            Some(Slot::Pending(registry)) => Some(registry),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@ pub const CROSS_REQUEST_MESSAGE: &str = "Cannot perform I/O on behalf of a diffe
 ///
 /// ```
 /// use provision::{Error, Exit, Registry, RequestBound, RequestScope};
+/// use provision::integration::{RegistryControl, ScopeControl};
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     let waker = std::task::Waker::noop();
 /// #     let mut cx = std::task::Context::from_waker(&waker);

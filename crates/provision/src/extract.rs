@@ -1,4 +1,4 @@
-//! `Dep<T>` and `Lazy<T>` as axum extractors (feature `axum`).
+//! `Dep<T>`, `Lazy<T>` and `RequestScope` as axum extractors (feature `axum`).
 //!
 //! This lives in the core crate, not in `provision-axum`, because Rust lets a
 //! trait be implemented for a type only in the crate of one or the other.
@@ -8,11 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
-use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
 
-use crate::{Dep, Error, Lazy, Provide, RequestHead, RequestScope, ambient};
+use crate::{Dep, Lazy, Provide, Rejection, RequestHead, RequestScope, ambient};
 
 impl<T: Provide, S: Send + Sync> FromRequestParts<S> for Dep<T> {
     type Rejection = Rejection;
@@ -105,81 +103,4 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestScope {
     async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
         RequestScope::current().ok_or_else(Rejection::no_scope)
     }
-}
-
-/// A service could not be provided to a handler. Answers with the error's
-/// status (500 if it has none) and a JSON body `{"error": "..."}`.
-///
-/// An error without a status is an internal failure: its message is logged,
-/// and the body only names the service, so that connection strings or SQL
-/// never reach a client. An error with a status (a 401 from authentication,
-/// a 503 from an unreachable database) was written for clients and is shown.
-#[derive(Debug)]
-pub struct Rejection {
-    service: &'static str,
-    error: Error,
-}
-
-impl Rejection {
-    fn new(service: &'static str, error: Error) -> Rejection {
-        Rejection { service, error }
-    }
-
-    fn no_scope() -> Rejection {
-        Rejection::new(
-            "request scope",
-            Error::new(
-                "no request scope is active: add provision_axum::ProvisionLayer to the router, \
-                 and run spawned work with RequestScope::bind",
-            ),
-        )
-    }
-
-    /// The underlying error.
-    pub fn error(&self) -> &Error {
-        &self.error
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let (status, message) = match self.error.status() {
-            Some(status) => (status, self.error.message().to_owned()),
-            None => {
-                tracing::error!(service = self.service, error = %self.error, "could not provide a service");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("internal error: could not provide `{}`", self.service),
-                )
-            }
-        };
-        json_error(status, &message)
-    }
-}
-
-/// An error answers with its status and `{"error": message}`, so a handler
-/// can return `Result<_, provision::Error>` and use `?` on
-/// [`Lazy::get`]. An error without a status is an internal failure: it is
-/// logged, and the client gets a 500 that does not repeat it.
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        match self.status() {
-            Some(status) => json_error(status, self.message()),
-            None => {
-                tracing::error!(error = %self, "internal error");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-            }
-        }
-    }
-}
-
-/// A response with `status` and the body `{"error": message}`.
-pub fn json_error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": message }).to_string();
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -32,6 +32,7 @@ use crate::{Dep, Error, Provide, RequestScope};
 ///
 /// ```
 /// use provision::{Dep, Error, Exit, Lazy, Provide, Registry, Request};
+/// use provision::integration::{RegistryControl, ScopeControl};
 /// use http::StatusCode;
 ///
 /// struct Conn;

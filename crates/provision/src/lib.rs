@@ -44,6 +44,7 @@
 //! let registry = Registry::builder().register::<Conn>().build().await?;
 //!
 //! // What an integration (provision-axum, provision-worker) does per request:
+//! use provision::integration::{RegistryControl, ScopeControl};
 //! let scope = registry.open_scope();
 //! let conn = scope.resolve::<Conn>().await?;
 //! assert_eq!(conn.id, 1);
@@ -72,6 +73,7 @@
 //! ```
 //! # use std::sync::Mutex;
 //! # use provision::{Dep, Error, Exit, Registry, provide};
+//! # use provision::integration::{RegistryControl, ScopeControl};
 //! # use http::StatusCode;
 //! # static SENT: Mutex<Vec<&str>> = Mutex::new(Vec::new());
 //! # struct Conn;
@@ -165,7 +167,15 @@
 //! * `macros` (default): [`provide`], the attribute that writes the
 //!   `impl Provide` from an `impl` block whose `build` takes its
 //!   dependencies as parameters.
-//! * `axum`: [`Dep`], [`Lazy`] and [`RequestScope`] become axum extractors.
+//! * `axum`: [`Dep`], [`Lazy`] and [`RequestScope`] become axum extractors;
+//!   [`Error`] and [`Rejection`] answer with the application's error format
+//!   ([`RegistryBuilder::error_response`], `{"error": ...}` JSON by default).
+//!
+//! # For integration crates
+//!
+//! Opening, settling and closing scopes, and the other pieces a server
+//! integration needs, are in [`integration`]; an application does not use
+//! them.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -180,25 +190,24 @@ mod exit;
 mod extract;
 mod graph;
 mod head;
+pub mod integration;
 mod lazy;
 mod lifetime;
 mod probe;
 mod provide;
 mod registry;
+#[cfg(feature = "axum")]
+mod rejection;
 mod resolver;
 mod scope;
 mod service;
 mod store;
 mod wait_list;
 
-pub use ambient::Scoped;
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
-pub use catch_unwind::{CatchUnwind, panic_message};
 pub use dep::{Dep, Deps};
 pub use error::Error;
 pub use exit::Exit;
-#[cfg(feature = "axum")]
-pub use extract::{Rejection, json_error};
 pub use graph::Graph;
 pub use head::RequestHead;
 pub use lazy::Lazy;
@@ -208,7 +217,8 @@ pub use provide::{Handles, Provide};
 #[cfg(feature = "macros")]
 pub use provision_macros::provide;
 pub use registry::{Registry, RegistryBuilder};
-pub use resolver::Resolver;
+#[cfg(feature = "axum")]
+pub use rejection::Rejection;
 pub use scope::RequestScope;
 pub use service::ServiceInfo;
 

@@ -74,6 +74,8 @@ struct Inner {
     shutting_down: AtomicBool,
     shutdown: Mutex<Shutdown>,
     observer: Option<Arc<dyn Observer>>,
+    #[cfg(feature = "axum")]
+    error_response: Option<crate::rejection::ErrorResponse>,
 }
 
 /// What the registry has learnt about the services it has met, under one
@@ -145,6 +147,8 @@ pub struct RegistryBuilder {
     roots: Vec<&'static ServiceInfo>,
     overrides: TypeIdMap<Override>,
     observer: Option<Arc<dyn Observer>>,
+    #[cfg(feature = "axum")]
+    error_response: Option<crate::rejection::ErrorResponse>,
 }
 
 impl Registry {
@@ -154,12 +158,14 @@ impl Registry {
             roots: Vec::new(),
             overrides: TypeIdMap::default(),
             observer: None,
+            #[cfg(feature = "axum")]
+            error_response: None,
         }
     }
 
-    /// Opens the scope of one request. Integrations call this once per
-    /// request and must [`close`](RequestScope::close) it.
-    pub fn open_scope(&self) -> RequestScope {
+    /// Opens the scope of one request
+    /// ([`RegistryControl::open_scope`](crate::integration::RegistryControl::open_scope)).
+    pub(crate) fn open_scope(&self) -> RequestScope {
         self.inner.open_scopes.fetch_add(1, Ordering::SeqCst);
         RequestScope::open(self.clone())
     }
@@ -167,10 +173,10 @@ impl Registry {
     /// Wraps the future of one request so that it runs inside that request's
     /// scope. The scope is opened only when something first asks for a
     /// service: a request that asks for nothing costs no scope. Take it
-    /// back with [`Scoped::take_scope`](crate::Scoped::take_scope) when the
+    /// back with [`Scoped::take_scope`](crate::integration::Scoped::take_scope) when the
     /// future completes, to settle and close it.
-    pub fn request<F>(&self, future: F) -> crate::Scoped<F> {
-        crate::Scoped::new(crate::ambient::Slot::Pending(self.clone()), future, None)
+    pub(crate) fn request<F>(&self, future: F) -> crate::integration::Scoped<F> {
+        crate::integration::Scoped::new(crate::ambient::Slot::Pending(self.clone()), future, None)
     }
 
     /// The value of app service `T`, if it has been built (every registered
@@ -192,7 +198,7 @@ impl Registry {
 
     /// Whether any known service depends on [`RequestHead`], so an
     /// integration must seed it into each scope.
-    pub fn uses_request_head(&self) -> bool {
+    pub(crate) fn uses_request_head(&self) -> bool {
         self.inner.uses_request_head.load(Ordering::Relaxed)
     }
 
@@ -205,7 +211,7 @@ impl Registry {
     /// an integration asks this before resolving `T`, while the request's
     /// head is still at hand, instead of finding out during `T`'s first
     /// build, when it is too late to seed it.
-    pub fn needs_request_head<T: Provide>(&self) -> bool {
+    pub(crate) fn needs_request_head<T: Provide>(&self) -> bool {
         if self.uses_request_head() {
             return true;
         }
@@ -295,6 +301,12 @@ impl Registry {
 
     pub(crate) fn open_scopes(&self) -> usize {
         self.inner.open_scopes.load(Ordering::Acquire)
+    }
+
+    /// The application's format for error responses, if it chose one.
+    #[cfg(feature = "axum")]
+    pub(crate) fn error_format(&self) -> Option<&crate::rejection::ErrorResponse> {
+        self.inner.error_response.as_ref()
     }
 
     pub(crate) fn observer(&self) -> Option<&dyn Observer> {
@@ -418,7 +430,7 @@ impl Registry {
     ) -> Result<AnyArc, Error> {
         let watch = Arc::new(crate::ambient::AppBuildWatch::default());
         let slot = crate::ambient::Slot::AppBuild(watch.clone());
-        let value = crate::Scoped::new(slot, build, None).await?;
+        let value = crate::integration::Scoped::new(slot, build, None).await?;
         let bound = watch.request_bound();
         if bound.is_empty() {
             return Ok(value);
@@ -427,7 +439,7 @@ impl Registry {
             (info.release)(value, Exit::Shutdown)
         }));
         if let Ok(Ok(release)) = started {
-            let _ = crate::CatchUnwind::new(release).await;
+            let _ = crate::integration::CatchUnwind::new(release).await;
         }
         Err(Error::new(format!(
             "app service `{}` created a request-bound value (`{}`) while it was built; \
@@ -605,6 +617,37 @@ impl RegistryBuilder {
         self
     }
 
+    /// (feature `axum`) Sets how every error response provision writes is
+    /// formatted: a service that could not be provided to `Dep<T>`, an
+    /// [`Error`] returned by a handler (from [`Lazy::get`](crate::Lazy::get)
+    /// and `?`), and the errors an integration answers with itself (a
+    /// handler that panicked, a settle step that failed). It is given the
+    /// status and the message meant for the client. The default is
+    /// [`json_error`](crate::integration::json_error): `{"error": message}`
+    /// as `application/json`.
+    ///
+    /// A request that never went through the integration (a route outside
+    /// `ProvisionLayer`) has no registry to ask, so its missing-scope
+    /// rejection keeps the default.
+    ///
+    /// ```
+    /// use axum_core::response::IntoResponse;
+    /// use http::StatusCode;
+    /// use provision::Registry;
+    ///
+    /// let builder = Registry::builder().error_response(|status: StatusCode, message: &str| {
+    ///     (status, format!("problem: {message}")).into_response()
+    /// });
+    /// ```
+    #[cfg(feature = "axum")]
+    pub fn error_response(
+        mut self,
+        format: impl Fn(http::StatusCode, &str) -> axum_core::response::Response + Send + Sync + 'static,
+    ) -> Self {
+        self.error_response = Some(Arc::new(format));
+        self
+    }
+
     /// The graph of what is registered so far, or the cycle that makes it
     /// invalid.
     pub fn graph(&self) -> Result<Graph, Error> {
@@ -629,6 +672,8 @@ impl RegistryBuilder {
                 shutting_down: AtomicBool::new(false),
                 shutdown: Mutex::new(Shutdown::default()),
                 observer: self.observer,
+                #[cfg(feature = "axum")]
+                error_response: self.error_response,
             }),
         };
         registry.mark_validated(&order);

@@ -19,15 +19,18 @@ static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The services of one request.
 ///
-/// An integration opens one per request ([`Registry::open_scope`]), runs the
-/// request's futures inside it, calls [`settle`](RequestScope::settle) when
-/// the handler has answered and [`close`](RequestScope::close) when the
-/// response is finished. Handlers never see it: they ask for `Dep<T>`.
+/// An integration opens one per request, runs the request's futures inside
+/// it, settles it when the handler has answered and closes it when the
+/// response is finished ([`integration`](crate::integration)). Handlers
+/// rarely see it: they ask for `Dep<T>` or `Lazy<T>`; [`current`](Self::current),
+/// [`resolve`](Self::resolve) and [`bind`](Self::bind) are for code that
+/// runs in a request without being an extractor.
 ///
 /// Cloning is cheap and gives another handle to the same scope.
 ///
 /// ```
 /// use provision::{Dep, Error, Exit, Provide, Registry, Request};
+/// use provision::integration::{RegistryControl, ScopeControl};
 /// use http::StatusCode;
 ///
 /// struct Counter(u32);
@@ -214,20 +217,20 @@ impl RequestScope {
     /// it. Integrations seed what comes with the request itself, such as the
     /// [`RequestHead`](crate::RequestHead); a seeded value has no release
     /// step. Does nothing if `T` is already in the scope.
-    pub fn seed<T: Provide>(&self, value: T) {
+    pub(crate) fn seed<T: Provide>(&self, value: T) {
         self.inner
             .store
             .seed(TypeId::of::<T>(), Arc::new(value) as AnyArc);
     }
 
     /// Whether `T` has a value in this scope (built or seeded).
-    pub fn contains<T: Provide>(&self) -> bool {
+    pub(crate) fn contains<T: Provide>(&self) -> bool {
         self.inner.store.get(TypeId::of::<T>()).is_some()
     }
 
     /// Whether anything was built in this scope. An integration can skip all
     /// end-of-request work when nothing was.
-    pub fn has_acquisitions(&self) -> bool {
+    pub(crate) fn has_acquisitions(&self) -> bool {
         self.inner.store.has_acquisitions()
     }
 
@@ -240,6 +243,7 @@ impl RequestScope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), provision::Error> {
     /// use provision::{Exit, Registry, RequestScope};
+    /// use provision::integration::{RegistryControl, ScopeControl};
     ///
     /// let registry = Registry::builder().build().await?;
     /// let scope = registry.open_scope();
@@ -255,13 +259,13 @@ impl RequestScope {
 
     /// Wraps `future` so that it runs inside this scope, without holding the
     /// scope's release back: for the integration's own request future.
-    pub fn enter_while<F>(self, future: F) -> Scoped<F> {
+    pub(crate) fn enter_while<F>(self, future: F) -> Scoped<F> {
         Scoped::new(Slot::Open(self), future, None)
     }
 
     /// Runs `f` inside this scope (for synchronous work such as polling a
     /// response body).
-    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut slot = Some(Slot::Open(self.clone()));
         ambient::enter_slot(&mut slot, f)
     }
@@ -273,7 +277,7 @@ impl RequestScope {
     /// (`Exit::Failure` with the error's status, 500 if it has none), since
     /// that failure is what the client will hear. Runs at most once per
     /// scope; later calls return `Ok`.
-    pub async fn settle(&self, exit: Exit) -> Result<(), Error> {
+    pub(crate) async fn settle(&self, exit: Exit) -> Result<(), Error> {
         if self.inner.settled.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -324,7 +328,7 @@ impl RequestScope {
     /// request ended. Nothing can be built in the scope afterwards, and
     /// request-bound values from it refuse to be used. Only the first call
     /// does anything.
-    pub async fn close(&self, exit: Exit) {
+    pub(crate) async fn close(&self, exit: Exit) {
         if self.inner.closing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -342,8 +346,8 @@ impl RequestScope {
     /// Closes a scope that has nothing to release, without a future: the
     /// fast path for requests that asked for no service. Returns `false`
     /// (and does nothing) if something was acquired or tasks are bound to
-    /// the scope; use [`close`](RequestScope::close) then.
-    pub fn close_if_idle(&self) -> bool {
+    /// the scope; use [`close`](crate::integration::ScopeControl::close) then.
+    pub(crate) fn close_if_idle(&self) -> bool {
         {
             let tasks = self
                 .inner
@@ -368,8 +372,8 @@ impl RequestScope {
         true
     }
 
-    /// Whether [`close`](RequestScope::close) has started.
-    pub fn is_closing(&self) -> bool {
+    /// Whether [`close`](crate::integration::ScopeControl::close) has started.
+    pub(crate) fn is_closing(&self) -> bool {
         self.inner.closing.load(Ordering::Acquire)
     }
 

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Exit, Lazy, Provide, Registry, Request, Transient};
 
 /// Counts builds and releases; fails the next build when told to.

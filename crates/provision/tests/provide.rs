@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Exit, LifetimeKind, Registry, ServiceInfo, provide};
 
 /// What each step saw, in order.

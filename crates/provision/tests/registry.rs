@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{App, Dep, Error, Exit, Provide, Registry, Request, ServiceInfo};
 
 /// Cloning shares the lines, so a test keeps a view of what a registry it no

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Exit, Provide, Registry, Request, Transient};
 use tokio::sync::Notify;
 

@@ -34,6 +34,7 @@ use std::time::Duration;
 use http::StatusCode;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{
     Dep, Error, Exit, Probe, Provide, Registry, Request, RequestScope, ServiceReport, Transient,
 };
@@ -1616,7 +1617,7 @@ fn check(plan: &Plan) -> Result<Coverage, String> {
         Err(RecvTimeoutError::Disconnected) => match handle.join() {
             Err(panic) => Err(format!(
                 "the case panicked: {}",
-                provision::panic_message(&*panic)
+                provision::integration::panic_message(&*panic)
             )),
             Ok(()) => Err("the case thread ended without an answer".to_string()),
         },

@@ -7,6 +7,7 @@
 use std::sync::Mutex;
 
 use http::StatusCode;
+use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Exit, Provide, Registry, Request};
 
 /// What each step was told, in the order the steps ran.

@@ -55,8 +55,14 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = ?self.0, "request failed");
         }
-        provision::json_error(status, self.0.message())
+        json_error(status, self.0.message())
     }
+}
+
+/// This example's error body: `{"error": message}`.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = std::collections::HashMap::from([("error", message)]);
+    (status, axum::Json(body)).into_response()
 }
 
 /// `201` once committed, `409` if the name is taken.
@@ -74,7 +80,7 @@ async fn fail(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     accounts.create(&name).await?;
-    Ok(provision::json_error(
+    Ok(json_error(
         StatusCode::BAD_REQUEST,
         "this request fails after writing",
     ))

@@ -95,6 +95,15 @@ impl From<ValidationError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        provision::json_error(self.status, &self.message)
+        error_response(self.status, &self.message)
     }
+}
+
+/// An error response: `status` and an [`ErrorBody`] as JSON. The format of
+/// provision's own errors too (set on the registry in `app.rs`).
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = ErrorBody {
+        error: message.to_owned(),
+    };
+    (status, axum::Json(body)).into_response()
 }

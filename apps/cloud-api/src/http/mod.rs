@@ -11,7 +11,7 @@ mod signed_in;
 mod sources;
 mod users;
 
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, error_response};
 pub use openapi::ApiDoc;
 pub use signed_in::SignedIn;
 
