@@ -235,14 +235,15 @@ impl From<provision::CrossRequest> for PgError {
 }
 
 /// A handler can return `Result<_, PgError>`: the answer is the error's
-/// status and `{"error": message}`.
+/// status and its message, in the application's error format
+/// (`{"error": message}` by default).
 #[cfg(feature = "axum")]
 impl axum_core::response::IntoResponse for PgError {
     fn into_response(self) -> axum_core::response::Response {
         if self.status().is_server_error() {
             tracing::warn!(error = %self, "database operation failed");
         }
-        provision::json_error(self.status(), &self.message)
+        provision::integration::error_response(self.status(), &self.message)
     }
 }
 

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::pin;
 
 use http::StatusCode;
-use provision::{CatchUnwind, Error, Exit, Registry, RequestScope, panic_message};
+use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, panic_message};
+use provision::{Error, Exit, Registry, RequestScope};
 use provision_axum::Background;
 
 use crate::background::WaitUntil;

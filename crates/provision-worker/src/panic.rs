@@ -35,7 +35,7 @@ use std::sync::Once;
 use std::task::Poll;
 
 use http::StatusCode;
-use provision::{CatchUnwind, panic_message};
+use provision::integration::{CatchUnwind, panic_message};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;

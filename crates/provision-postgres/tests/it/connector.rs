@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use provision::integration::{RegistryControl, ScopeControl};
 use provision_postgres::{Connect, Connected, Connecting, PgConn, PgError, PgOptions, Postgres};
 
 /// Fails the first `failures` connects as transient, then connects with
