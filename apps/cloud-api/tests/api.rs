@@ -1,5 +1,10 @@
 //! The HTTP contract of cloud-api, on SQLite and on PostgreSQL in both
-//! connection modes. Every answer is checked against the OpenAPI document.
+//! connection modes, directly and behind PgBouncer in transaction mode
+//! (Debian's `pgbouncer`, started by the test on a free loopback port in
+//! front of the throwaway cluster). Every answer is checked against the
+//! OpenAPI document. A transaction-mode pooler refuses startup parameters
+//! it does not know (`options`) and cannot keep session state, so the
+//! service must rely on neither.
 
 mod support;
 
@@ -19,6 +24,14 @@ macro_rules! on_every_backend {
         mod postgres_per_request {
             use super::*;
             $(#[tokio::test] async fn $name() { contract::$name(Backend::PostgresPerRequest).await })*
+        }
+        mod pgbouncer_pool {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPool).await })*
+        }
+        mod pgbouncer_per_request {
+            use super::*;
+            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPerRequest).await })*
         }
     };
 }

@@ -100,20 +100,22 @@ impl TlsSettings {
             }
             _ => {}
         };
-        let url = if let Some((base, query)) = url.split_once('?') {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, value)) => {
-                        note(key, value);
-                        match rewrite(key, value) {
-                            Some(value) => format!("{key}={value}"),
-                            None => pair.to_string(),
-                        }
+        // Each `key=value` pair: noted, and rewritten if tokio-postgres
+        // would refuse its value.
+        let mut pair = |pair: &str| -> String {
+            match pair.split_once('=') {
+                Some((key, value)) => {
+                    note(key, value);
+                    match rewrite(key, value) {
+                        Some(value) => format!("{key}={value}"),
+                        None => pair.to_string(),
                     }
-                    None => pair.to_string(),
-                })
-                .collect();
+                }
+                None => pair.to_string(),
+            }
+        };
+        let url = if let Some((base, query)) = url.split_once('?') {
+            let pairs: Vec<String> = query.split('&').map(&mut pair).collect();
             format!("{base}?{}", pairs.join("&"))
         } else if url.contains("://") {
             url.to_string()
@@ -121,16 +123,7 @@ impl TlsSettings {
             // key=value form; quoted values with spaces are left alone, as
             // they cannot be one of the values read here.
             url.split_whitespace()
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, value)) => {
-                        note(key, value);
-                        match rewrite(key, value) {
-                            Some(value) => format!("{key}={value}"),
-                            None => pair.to_string(),
-                        }
-                    }
-                    None => pair.to_string(),
-                })
+                .map(pair)
                 .collect::<Vec<_>>()
                 .join(" ")
         };
