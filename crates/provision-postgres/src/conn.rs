@@ -15,10 +15,11 @@ use crate::{PgConnection, PgError, Postgres};
 /// quietly sharing a socket.
 ///
 /// ```no_run
-/// use provision::Dep;
+/// use provision::Lazy;
 /// use provision_postgres::PgConn;
 ///
-/// async fn count(Dep(conn): Dep<PgConn>) -> Result<String, provision_postgres::PgError> {
+/// async fn count(conn: Lazy<PgConn>) -> Result<String, provision::Error> {
+///     let conn = conn.get().await?; // connected (or leased) here
 ///     let row = conn.get()?.query_one("SELECT count(*) FROM users", &[]).await?;
 ///     Ok(row.get::<_, i64>(0).to_string())
 /// }

@@ -17,11 +17,14 @@
 //!
 //! ```no_run
 //! use axum::{Router, http::StatusCode, routing::post};
-//! use provision::{Dep, Registry};
+//! use provision::{Error, Lazy, Registry};
 //! use provision_axum::ProvisionLayer;
-//! use provision_postgres::{PgError, PgOptions, PgTx, Postgres};
+//! use provision_postgres::{PgOptions, PgTx, Postgres};
 //!
-//! async fn create(Dep(tx): Dep<PgTx>) -> Result<StatusCode, PgError> {
+//! // `Lazy`: BEGIN only once the handler's body runs, after every argument
+//! // was accepted, so a request refused for bad input opens nothing.
+//! async fn create(tx: Lazy<PgTx>) -> Result<StatusCode, Error> {
+//!     let tx = tx.get().await?;
 //!     tx.get()?.execute("INSERT INTO notes (body) VALUES ('hi')", &[]).await?;
 //!     Ok(StatusCode::CREATED)
 //! }

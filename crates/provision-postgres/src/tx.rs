@@ -25,10 +25,11 @@ use crate::{ErrorKind, PgConn, PgConnection, PgError};
 ///
 /// ```no_run
 /// use axum::http::StatusCode;
-/// use provision::Dep;
+/// use provision::Lazy;
 /// use provision_postgres::PgTx;
 ///
-/// async fn create(Dep(tx): Dep<PgTx>) -> Result<StatusCode, provision_postgres::PgError> {
+/// async fn create(tx: Lazy<PgTx>) -> Result<StatusCode, provision::Error> {
+///     let tx = tx.get().await?; // BEGIN
 ///     tx.get()?.execute("INSERT INTO users (name) VALUES ($1)", &[&"Ada"]).await?;
 ///     Ok(StatusCode::CREATED) // committed before the client sees 201
 /// }

@@ -1,15 +1,15 @@
 //! The router of the `postgres` example: notes stored in PostgreSQL through
 //! `provision-postgres`. A write asks for `PgTx` (committed before the
 //! client hears `201`), a read for `PgConn`, and health for nothing (it
-//! opens no connection).
+//! opens no connection). Handlers take them as `Lazy<T>`: nothing is opened
+//! until the handler's body asks, after every argument has been accepted.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use provision::{Dep, Error, Registry};
+use provision::{Error, Lazy, Registry};
 use provision_axum::ProvisionLayer;
-use provision_postgres::PgError;
 use provision_postgres::{PgConn, PgTx, Postgres};
 use serde_json::{Value, json};
 
@@ -18,7 +18,8 @@ pub const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS notes (id bigserial PRIMARY KEY, body text NOT NULL UNIQUE)";
 
 /// Stores a note: `201` once committed, `409` if the same note exists.
-async fn create(Dep(tx): Dep<PgTx>, body: String) -> Result<(StatusCode, Json<Value>), PgError> {
+async fn create(tx: Lazy<PgTx>, body: String) -> Result<(StatusCode, Json<Value>), Error> {
+    let tx = tx.get().await?; // BEGIN here
     let row = tx
         .get()?
         .query_one(
@@ -31,7 +32,8 @@ async fn create(Dep(tx): Dep<PgTx>, body: String) -> Result<(StatusCode, Json<Va
 }
 
 /// Every committed note, oldest first.
-async fn list(Dep(conn): Dep<PgConn>) -> Result<Json<Value>, PgError> {
+async fn list(conn: Lazy<PgConn>) -> Result<Json<Value>, Error> {
+    let conn = conn.get().await?;
     let rows = conn
         .get()?
         .query("SELECT id, body FROM notes ORDER BY id", &[])
@@ -44,8 +46,10 @@ async fn list(Dep(conn): Dep<PgConn>) -> Result<Json<Value>, PgError> {
 }
 
 /// Writes, then answers `422`: the write is rolled back, never seen.
-async fn draft(Dep(tx): Dep<PgTx>, Path(body): Path<String>) -> Result<StatusCode, PgError> {
-    tx.get()?
+async fn draft(tx: Lazy<PgTx>, Path(body): Path<String>) -> Result<StatusCode, Error> {
+    tx.get()
+        .await?
+        .get()?
         .execute("INSERT INTO notes (body) VALUES ($1)", &[&body])
         .await?;
     Ok(StatusCode::UNPROCESSABLE_ENTITY)
