@@ -14,10 +14,11 @@ use crate::error::acquire_error;
 /// writes that must stand or fall together, ask for [`Tx`](crate::Tx).
 ///
 /// ```
-/// use provision::Dep;
+/// use provision::Lazy;
 /// use provision_sqlx::SqliteConn;
 ///
-/// async fn count(Dep(conn): Dep<SqliteConn>) -> Result<String, String> {
+/// async fn count(conn: Lazy<SqliteConn>) -> Result<String, String> {
+///     let conn = conn.get().await.map_err(|e| e.to_string())?; // leased here
 ///     let mut conn = conn.acquire().await;
 ///     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM users")
 ///         .fetch_one(&mut *conn)

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use axum::{Router, http::StatusCode, routing::post};
-//! use provision::{Dep, Error, Registry, provide};
+//! use provision::{Dep, Error, Lazy, Registry, provide};
 //! use provision_axum::ProvisionLayer;
 //! use provision_sqlx::{Pool, SqliteTx};
 //! use sqlx::Sqlite;
@@ -26,7 +26,9 @@
 //!     }
 //! }
 //!
-//! async fn create(Dep(audit): Dep<Audit>) -> Result<StatusCode, String> {
+//! // `Lazy`: nothing is leased (no BEGIN) until the handler's body asks.
+//! async fn create(audit: Lazy<Audit>) -> Result<StatusCode, String> {
+//!     let Dep(audit) = audit.get().await.map_err(|e| e.to_string())?;
 //!     let mut conn = audit.0.acquire().await.map_err(|e| e.to_string())?;
 //!     sqlx::query("INSERT INTO log (line) VALUES ('created')")
 //!         .execute(&mut *conn)

@@ -42,11 +42,12 @@ use crate::error::{acquire_error, into_error};
 ///
 /// ```
 /// use axum::http::StatusCode;
-/// use provision::Dep;
+/// use provision::Lazy;
 /// use provision_sqlx::{PgTx, into_error};
 ///
-/// async fn create(Dep(tx): Dep<PgTx>) -> Result<StatusCode, (StatusCode, String)> {
+/// async fn create(tx: Lazy<PgTx>) -> Result<StatusCode, (StatusCode, String)> {
 ///     let failed = |e: provision::Error| (e.status().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string());
+///     let tx = tx.get().await.map_err(failed)?; // BEGIN here, after the arguments were accepted
 ///     let mut conn = tx.acquire().await.map_err(failed)?;
 ///     sqlx::query("INSERT INTO users (name) VALUES ('Ada')")
 ///         .execute(&mut *conn)

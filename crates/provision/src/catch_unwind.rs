@@ -10,8 +10,9 @@ pin_project_lite::pin_project! {
     /// A future that turns a panic in `F` into an `Err` with the panic's
     /// payload.
     ///
-    /// On `wasm32-unknown-unknown` panics abort, so this only ever passes
-    /// the output through there.
+    /// On `wasm32-unknown-unknown` it catches only in a build that unwinds
+    /// (the Cloudflare Worker's, built with `panic=unwind` on nightly); a
+    /// `panic=abort` build traps before this sees anything.
     pub struct CatchUnwind<F> {
         // In place, not boxed: a scope wraps every settle and release step
         // in one, and a box each was an allocation per service per request.

@@ -7,7 +7,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use provision::{Dep, Error, Registry, provide};
+use provision::{Dep, Error, Lazy, Registry, provide};
 use provision_axum::ProvisionLayer;
 use provision_sqlx::{Pool, SqliteConn, SqliteTx, into_error};
 use sqlx::{Sqlite, SqlitePool};
@@ -67,19 +67,17 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 
 /// `201` once committed, `409` if the name is taken.
 async fn create(
-    Dep(accounts): Dep<Accounts>,
+    accounts: Lazy<Accounts>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    accounts.create(&name).await?;
+    // Built (BEGIN IMMEDIATE) only now, once the path was accepted.
+    accounts.get().await?.create(&name).await?;
     Ok(StatusCode::CREATED)
 }
 
 /// Writes, then answers `400`: the write is rolled back.
-async fn fail(
-    Dep(accounts): Dep<Accounts>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    accounts.create(&name).await?;
+async fn fail(accounts: Lazy<Accounts>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    accounts.get().await?.create(&name).await?;
     Ok(json_error(
         StatusCode::BAD_REQUEST,
         "this request fails after writing",
@@ -87,7 +85,8 @@ async fn fail(
 }
 
 /// Reads committed accounts on a plain connection (no transaction).
-async fn list(Dep(conn): Dep<SqliteConn>) -> Result<String, ApiError> {
+async fn list(conn: Lazy<SqliteConn>) -> Result<String, ApiError> {
+    let conn = conn.get().await?;
     let mut conn = conn.acquire().await;
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM accounts ORDER BY name")
         .fetch_all(&mut *conn)
