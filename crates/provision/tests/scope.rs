@@ -1,22 +1,26 @@
 //! Request scopes without HTTP: build once under concurrency, failures
 //! shared and not cached, transients, and what closing means.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::task::Poll;
 
 use http::StatusCode;
 use provision::integration::{RegistryControl, ScopeControl};
 use provision::{Dep, Error, Exit, Provide, Registry, Request, Transient};
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, oneshot};
 
-/// Counts builds and releases; builds wait for `gate` when it is set.
+/// Counts builds and releases; builds wait for a permit of `gate` when it
+/// is set. A semaphore, not a `Notify`: a permit added before the build
+/// reaches the gate is kept, so no opening is ever lost.
 #[derive(Default)]
 struct Counters {
     built: AtomicU32,
     released: AtomicU32,
     fail_next: AtomicU32,
-    gate: Option<Arc<Notify>>,
+    gate: Option<Arc<Semaphore>>,
 }
 provision::supplied!(Counters);
 
@@ -27,7 +31,10 @@ impl Provide for Slow {
     type Deps = (Counters,);
     async fn build((c,): (Dep<Counters>,)) -> Result<Self, Error> {
         if let Some(gate) = &c.gate {
-            gate.notified().await;
+            gate.acquire()
+                .await
+                .expect("the gate is never closed")
+                .forget();
         }
         if c.fail_next.swap(0, Ordering::SeqCst) == 1 {
             return Err(
@@ -62,8 +69,8 @@ async fn registry(counters: Counters) -> Registry {
         .unwrap()
 }
 
-fn gated() -> (Counters, Arc<Notify>) {
-    let gate = Arc::new(Notify::new());
+fn gated() -> (Counters, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
     (
         Counters {
             gate: Some(gate.clone()),
@@ -73,23 +80,54 @@ fn gated() -> (Counters, Arc<Notify>) {
     )
 }
 
+/// Resolves `Slow` in `scope` on a task of its own. The receiver hears
+/// once the resolve has returned `Pending` for the first time: it is then
+/// parked, either in the build (on the gate) or waiting for another task's
+/// build. A signal instead of a sleep: the test knows, rather than hopes,
+/// that both tasks are inside the scope before it opens the gate.
+fn resolve_slow(
+    scope: &provision::RequestScope,
+) -> (
+    tokio::task::JoinHandle<Result<u32, Error>>,
+    oneshot::Receiver<()>,
+) {
+    let (parked, heard) = oneshot::channel();
+    let task = tokio::spawn(scope.bind(signal_when_parked(
+        {
+            let scope = scope.clone();
+            async move { scope.resolve::<Slow>().await.map(|d| d.0.0) }
+        },
+        parked,
+    )));
+    (task, heard)
+}
+
+async fn signal_when_parked<F: Future>(future: F, parked: oneshot::Sender<()>) -> F::Output {
+    let mut future = pin!(future);
+    let mut parked = Some(parked);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Pending => {
+            if let Some(parked) = parked.take() {
+                let _ = parked.send(());
+            }
+            Poll::Pending
+        }
+        ready => ready,
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tasks_of_one_request_asking_at_once_get_one_build() {
     let (counters, gate) = gated();
     let registry = registry(counters).await;
     let scope = registry.open_scope();
 
-    let a = tokio::spawn(scope.bind({
-        let scope = scope.clone();
-        async move { scope.resolve::<Slow>().await.map(|d| d.0.0) }
-    }));
-    let b = tokio::spawn(scope.bind({
-        let scope = scope.clone();
-        async move { scope.resolve::<Slow>().await.map(|d| d.0.0) }
-    }));
-    tokio::time::sleep(Duration::from_millis(20)).await; // both are waiting now
-    gate.notify_waiters();
-    gate.notify_one();
+    let (a, a_parked) = resolve_slow(&scope);
+    let (b, b_parked) = resolve_slow(&scope);
+    a_parked.await.unwrap();
+    b_parked.await.unwrap(); // both are inside the scope, one build gated
+    gate.add_permits(1);
 
     assert_eq!(a.await.unwrap().unwrap(), 1);
     assert_eq!(b.await.unwrap().unwrap(), 1);
@@ -106,17 +144,11 @@ async fn a_failed_build_reaches_every_waiter_and_is_not_cached() {
     let registry = registry(counters).await;
     let scope = registry.open_scope();
 
-    let ask = || {
-        let scope = scope.clone();
-        tokio::spawn(
-            scope
-                .clone()
-                .bind(async move { scope.resolve::<Slow>().await.map(|d| d.0.0) }),
-        )
-    };
-    let (a, b) = (ask(), ask());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    gate.notify_one();
+    let (a, a_parked) = resolve_slow(&scope);
+    let (b, b_parked) = resolve_slow(&scope);
+    a_parked.await.unwrap();
+    b_parked.await.unwrap();
+    gate.add_permits(1);
 
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     for result in [&a, &b] {
@@ -132,14 +164,8 @@ async fn a_failed_build_reaches_every_waiter_and_is_not_cached() {
     );
 
     // Not cached: the next ask builds again, and succeeds.
-    let retry = tokio::spawn({
-        let scope = scope.clone();
-        scope
-            .clone()
-            .bind(async move { scope.resolve::<Slow>().await.map(|d| d.0.0) })
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    gate.notify_one();
+    let (retry, _) = resolve_slow(&scope);
+    gate.add_permits(1);
     assert_eq!(retry.await.unwrap().unwrap(), 1);
     scope.close(Exit::Success(StatusCode::OK)).await;
     assert_eq!((probe.acquires::<Slow>(), probe.releases::<Slow>()), (1, 1));
@@ -151,24 +177,13 @@ async fn a_waiter_builds_itself_when_the_builder_is_cancelled() {
     let registry = registry(counters).await;
     let scope = registry.open_scope();
 
-    let builder = tokio::spawn({
-        let scope = scope.clone();
-        scope
-            .clone()
-            .bind(async move { scope.resolve::<Slow>().await.map(|d| d.0.0) })
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let waiter = tokio::spawn({
-        let scope = scope.clone();
-        scope
-            .clone()
-            .bind(async move { scope.resolve::<Slow>().await.map(|d| d.0.0) })
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (builder, builder_parked) = resolve_slow(&scope);
+    builder_parked.await.unwrap(); // building, held at the gate
+    let (waiter, waiter_parked) = resolve_slow(&scope);
+    waiter_parked.await.unwrap(); // waiting for the builder's build
     builder.abort(); // the builder's request is cancelled mid-build
     assert!(builder.await.unwrap_err().is_cancelled());
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    gate.notify_one(); // the waiter took over and now finishes its own build
+    gate.add_permits(1); // the waiter took over and now finishes its own build
 
     assert_eq!(waiter.await.unwrap().unwrap(), 1);
     scope.close(Exit::Cancelled).await;
@@ -245,11 +260,18 @@ async fn shutdown_waits_for_open_scopes() {
     let scope = registry.open_scope();
     scope.resolve::<Slow>().await.map(drop).unwrap();
 
-    let shutdown = tokio::spawn({
+    let (shutdown, shutdown_parked) = {
+        let (parked, heard) = oneshot::channel();
         let registry = registry.clone();
-        async move { registry.shutdown().await }
-    });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+        let task = tokio::spawn(signal_when_parked(
+            async move { registry.shutdown().await },
+            parked,
+        ));
+        (task, heard)
+    };
+    shutdown_parked
+        .await
+        .expect("shutdown must wait while a request is open, not finish at once");
     assert!(!shutdown.is_finished(), "a request is still open");
     let counters = registry
         .app::<Counters>()
