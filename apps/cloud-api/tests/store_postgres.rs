@@ -69,6 +69,19 @@ fn sessions(db: &str) -> i64 {
     out.trim().parse().unwrap()
 }
 
+/// Sessions of `db` blocked on a lock another transaction holds.
+fn lock_waiters(db: &str) -> i64 {
+    let out = throwaway_postgres::shared()
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND wait_event_type = 'Lock'"
+            ),
+        )
+        .unwrap();
+    out.trim().parse().unwrap()
+}
+
 async fn backend_pid(c: &Connection) -> i32 {
     let client = c.postgres_client().expect("a Postgres connection");
     let row = client
@@ -270,7 +283,7 @@ async fn only_the_hash_of_a_token_is_stored() {
 
 #[tokio::test]
 async fn concurrent_demotions_cannot_remove_every_admin() {
-    let (db, _name) = database(PostgresMode::Pool, 4).await;
+    let (db, name) = database(PostgresMode::Pool, 4).await;
     let c = db.acquire().await.unwrap();
     let ada = c.create_user(&new_user(1)).await.unwrap();
     let grace = c.create_user(&new_user(2)).await.unwrap();
@@ -302,11 +315,21 @@ async fn concurrent_demotions_cannot_remove_every_admin() {
         c.close().await;
         result
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !second.is_finished(),
-        "the second demotion should wait for the first"
-    );
+    // The second demotion must block on the first's row lock: poll
+    // PostgreSQL for the waiting session, bounded, rather than sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock_waiters(&name) != 1 {
+        assert!(
+            !second.is_finished(),
+            "the second demotion finished without waiting for the first"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the second demotion never blocked on the first's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!second.is_finished());
     first.commit().await.unwrap();
     first.close().await;
     match second.await.unwrap() {
