@@ -121,27 +121,40 @@ async fn abort(addr: std::net::SocketAddr, token: &str, how: u64, dice: &mut Dic
 
 async fn ordinary(app: &TestApp, client: &reqwest::Client, token: &str, i: usize) {
     let url = |p: &str| format!("http://{}{}", app.addr, p);
-    let response = match i % 4 {
-        0 => client.get(url("/api/health")).send().await,
-        1 => {
+    let (response, expected) = match i % 4 {
+        0 => (client.get(url("/api/health")).send().await, 200),
+        1 => (
             client
                 .get(url("/api/users?limit=5"))
                 .bearer_auth(token)
                 .send()
-                .await
-        }
-        2 => client.get(url("/test/hold")).send().await,
-        _ => {
+                .await,
+            200,
+        ),
+        2 => (client.get(url("/test/hold")).send().await, 200),
+        _ => (
             client
                 .post(url("/api/users"))
                 .bearer_auth(token)
                 .json(&serde_json::json!({"name": "U", "email": format!("u{i}@example.com")}))
                 .send()
-                .await
-        }
+                .await,
+            201,
+        ),
     };
     let status = response.expect("the service answers").status().as_u16();
-    assert!(status == 200 || status == 201, "request {i}: {status}");
+    assert_eq!(status, expected, "request {i}");
+}
+
+/// `service_releases_total{service="Conn",exit="..."}` from the app's own
+/// metrics.
+fn conn_releases(app: &TestApp, exit: &str) -> u64 {
+    let line = format!(r#"service_releases_total{{service="Conn",exit="{exit}"}} "#);
+    app.metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |n| n.parse().expect("a count"))
 }
 
 async fn server_connections(app: &TestApp) -> i64 {
@@ -212,10 +225,27 @@ async fn aborts_in(mode: DbMode) {
         probe.acquires::<Conn>() > 1000,
         "{mode:?}: the load used connections"
     );
+    // The aborts really cancelled requests: connections held by a handler
+    // or a body whose client left were released with the cancelled exit,
+    // and none of the aborts was counted as a success or a failure.
+    let cancelled = conn_releases(&app, "cancelled");
+    let (success, failure) = (
+        conn_releases(&app, "success"),
+        conn_releases(&app, "failure"),
+    );
+    assert!(
+        cancelled > 0,
+        "{mode:?}: no Conn released with the cancelled exit"
+    );
+    assert_eq!(
+        cancelled + success + failure,
+        probe.releases::<Conn>(),
+        "{mode:?}: every release counted once, with one exit"
+    );
     let left = server_connections(&app).await;
     eprintln!(
-        "{mode:?}: {} requests, {aborted} aborted; Conn acquires {} releases {}; \
-         {left} connections left on the server",
+        "{mode:?}: {} requests, {aborted} aborted; Conn acquires {} releases {} \
+         ({cancelled} cancelled); {left} connections left on the server",
         requests(),
         probe.acquires::<Conn>(),
         probe.releases::<Conn>()
