@@ -246,3 +246,84 @@ async fn the_document_states_exactly_the_rules_the_service_enforces() {
         );
     }
 }
+
+/// The conformance check every test's answers go through refuses what the
+/// document does not allow: a control for `support::openapi_check`.
+mod the_conformance_check {
+    use super::support::openapi_check::check;
+    use serde_json::json;
+
+    fn user() -> serde_json::Value {
+        json!({"id": 1, "name": "Ada", "email": "ada@example.com",
+               "created_at": "2024-05-01T12:00:00.000Z"})
+    }
+
+    #[test]
+    fn accepts_a_documented_answer() {
+        check("GET", "/api/users/{id}", 200, &user());
+        check("GET", "/api/users/1", 200, &user());
+        check(
+            "GET",
+            "/api/users?limit=1",
+            200,
+            &json!({"users": [user()], "total": 1}),
+        );
+        check(
+            "GET",
+            "/api/orgs",
+            200,
+            &json!([{"id": 1, "name": "Acme",
+            "created_at": "2024-05-01T12:00:00.000Z", "role": "admin"}]),
+        );
+        check("GET", "/api/nowhere", 404, &json!({"error": "no route"}));
+    }
+
+    #[test]
+    #[should_panic(expected = "Unevaluated properties are not allowed ('extra' was unexpected)")]
+    fn refuses_an_undocumented_property() {
+        let mut leaky = user();
+        leaky["extra"] = json!("secret");
+        check("GET", "/api/users/{id}", 200, &leaky);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match the document")]
+    fn refuses_an_undocumented_property_through_all_of() {
+        check(
+            "GET",
+            "/api/orgs",
+            200,
+            &json!([{"id": 1, "name": "Acme",
+            "created_at": "2024-05-01T12:00:00.000Z", "role": "admin", "owner": 7}]),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match the document")]
+    fn checks_answers_to_paths_with_a_query_string() {
+        check(
+            "GET",
+            "/api/users?limit=1",
+            200,
+            &json!({"users": [user()]}),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match the document")]
+    fn checks_answers_to_filled_in_paths() {
+        check("GET", "/api/users/1", 200, &json!({"id": "1"}));
+    }
+
+    #[test]
+    #[should_panic(expected = "which the OpenAPI document does not list")]
+    fn refuses_an_undocumented_status() {
+        check("GET", "/api/health", 418, &json!({"error": "teapot"}));
+    }
+
+    #[test]
+    #[should_panic(expected = "is not in the OpenAPI document")]
+    fn refuses_success_on_an_undocumented_path() {
+        check("GET", "/api/nowhere", 200, &json!({}));
+    }
+}
