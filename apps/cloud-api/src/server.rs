@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::deadline::{Deadline, bound};
 use crate::settings::Settings;
 
 /// Runs the service until `shutdown` resolves; returns once everything has
@@ -25,6 +26,11 @@ pub async fn serve(
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
+///
+/// Every request runs within `--request-timeout` (from the [`Settings`] in
+/// the app's registry). At shutdown, requests get `grace` to finish; those
+/// still running then are cut (their clients get a JSON 503, their services
+/// are released with `Exit::Shutdown`), and the releases get `grace` again.
 pub async fn serve_on(
     listener: TcpListener,
     app: App,
@@ -33,6 +39,15 @@ pub async fn serve_on(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (signalled, mut signal) = tokio::sync::oneshot::channel::<()>();
     let registry = app.registry.clone();
+    let request_timeout = registry
+        .app::<Settings>()
+        .map_or(DEFAULT_REQUEST_TIMEOUT, |s| s.request_timeout);
+    let (deadline, cut) = Deadline::new(request_timeout);
+    // Outermost: a request cut here drops everything inside it, the
+    // request's scope included, which then releases in the background.
+    let router = app
+        .router
+        .layer(axum::middleware::from_fn_with_state(deadline, bound));
     let mut server = tokio::spawn(
         // TCP_NODELAY: a response's head and body are separate writes, and
         // with Nagle's algorithm the body waited for the client's delayed
@@ -41,7 +56,7 @@ pub async fn serve_on(
             axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             }),
-            app.router,
+            router,
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -83,8 +98,18 @@ pub async fn serve_on(
                 ?grace,
                 "requests outlived the grace period; cutting them off"
             );
-            server.abort();
-            let _ = server.await;
+            // Cut requests answer at once and their connections close; a
+            // response body still streaming is not cut by the deadline
+            // layer, so the server gets a short while more, then is
+            // dropped (and with it those bodies, whose scopes then close).
+            cut.cut();
+            if tokio::time::timeout(CUT_ANSWERED, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+                let _ = server.await;
+            }
         }
     }
 
@@ -97,6 +122,13 @@ pub async fn serve_on(
     tracing::info!("shut down cleanly");
     Ok(())
 }
+
+/// The request time bound when the registry has no [`Settings`] (the
+/// `--request-timeout` default).
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long cut requests get to answer and close their connections.
+const CUT_ANSWERED: Duration = Duration::from_secs(1);
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
 /// called, not when the future is first polled, so a signal that arrives

@@ -64,6 +64,12 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Longest a request may run, from its arrival to its response's head
+    /// (handler and commit); past it the request is stopped, its services
+    /// released, and the client gets a 504.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -83,6 +89,7 @@ impl Settings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             body_limit: 64 * 1024,
         }
     }

@@ -37,7 +37,10 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--db-mode", "per-request", "--shutdown-grace", grace])
             .env("DATABASE_URL", url)
-            .env("RUST_LOG", "info,provision=debug")
+            .env(
+                "RUST_LOG",
+                "info,provision=debug,provision_postgres=debug,cloud_api=debug",
+            )
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
