@@ -70,6 +70,14 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Longest one service's settle step (a commit) or release step (a
+    /// rollback, giving a connection back) may run; past it the step is
+    /// abandoned, logged and counted (`service_steps_abandoned_total`), and
+    /// the others proceed. Above the statement timeout, so that a
+    /// statement's own deadline (which cancels it cleanly) comes first.
+    #[arg(long, env = "STEP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -90,6 +98,7 @@ impl Settings {
             statement_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            step_timeout: Duration::from_secs(15),
             body_limit: 64 * 1024,
         }
     }
