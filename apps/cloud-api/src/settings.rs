@@ -78,6 +78,12 @@ pub struct Settings {
     #[arg(long, env = "STEP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub step_timeout: Duration,
 
+    /// Longest a client may take to send a request head (on a new
+    /// connection, or an idle kept-alive one); past it the connection is
+    /// closed. Keeps idle and slowloris clients from holding connections.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -99,6 +105,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             step_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
         }
     }
