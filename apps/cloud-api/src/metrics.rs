@@ -313,3 +313,37 @@ impl Observer for Metrics {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tx;
+    impl provision::Provide for Tx {
+        type Lifetime = provision::Request;
+        type Deps = ();
+        async fn build(_: ()) -> Result<Self, Error> {
+            Ok(Tx)
+        }
+    }
+
+    #[test]
+    fn abandoned_steps_are_counted_by_service_and_step() {
+        let metrics = Metrics::new();
+        let tx = ServiceInfo::of::<Tx>();
+        metrics.abandoned(tx, Step::Release, Duration::from_secs(15));
+        metrics.abandoned(tx, Step::Release, Duration::from_secs(15));
+        metrics.abandoned(tx, Step::Settle, Duration::from_secs(15));
+
+        let text = metrics.encode();
+        assert!(
+            text.contains("service_steps_abandoned_total{service=\"Tx\",step=\"release\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("service_steps_abandoned_total{service=\"Tx\",step=\"settle\"} 1"),
+            "{text}"
+        );
+        assert_eq!(metrics.steps_abandoned("Tx", Step::Release), 2);
+    }
+}
