@@ -11,7 +11,12 @@ use crate::settings::Settings;
 /// The services, registered but not built: tests add overrides (a counting
 /// fake for the database) before building.
 pub fn services(settings: Settings, metrics: Metrics) -> RegistryBuilder {
-    Registry::builder()
+    let builder = Registry::builder().step_timeout(settings.step_timeout);
+    // Natively tokio's clock bounds every settle and release step; on
+    // Workers the host supplies its own timer.
+    #[cfg(not(target_arch = "wasm32"))]
+    let builder = builder.timer(provision_axum::TokioTimer);
+    builder
         .supply(settings)
         .supply(metrics.clone())
         .observer(metrics)

@@ -20,6 +20,8 @@ compile_error!(
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod metrics;

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as MetricRegistry;
-use provision::{Error, Exit, Observer, ServiceInfo};
+use provision::{Error, Exit, Observer, ServiceInfo, Step};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -30,6 +30,12 @@ struct RouteLabels {
 struct ServiceLabels {
     service: String,
     lifetime: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    service: String,
+    step: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +62,7 @@ struct Inner {
     held: Family<ServiceLabels, Gauge>,
     acquire_latency: Family<ServiceLabels, Histogram>,
     build_failures: Family<ServiceLabels, Counter>,
+    steps_abandoned: Family<StepLabels, Counter>,
     db_connections_opened: Counter,
     /// Each service's handles into the families above, looked up once.
     services: RwLock<Vec<(TypeId, ServiceMetrics)>>,
@@ -101,6 +108,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
         });
         let build_failures = Family::<ServiceLabels, Counter>::default();
+        let steps_abandoned = Family::<StepLabels, Counter>::default();
         let db_connections_opened = Counter::default();
         registry.register(
             "http_requests",
@@ -138,6 +146,11 @@ impl Metrics {
             build_failures.clone(),
         );
         registry.register(
+            "service_steps_abandoned",
+            "Settle and release steps abandoned because they overran their bound, by service and step",
+            steps_abandoned.clone(),
+        );
+        registry.register(
             "db_connections_opened",
             "Database connections opened by the service (per-request mode, or new pool connections)",
             db_connections_opened.clone(),
@@ -152,6 +165,7 @@ impl Metrics {
                 held,
                 acquire_latency,
                 build_failures,
+                steps_abandoned,
                 db_connections_opened,
                 services: RwLock::default(),
             }),
@@ -179,6 +193,17 @@ impl Metrics {
     /// Counts a database connection opened.
     pub fn record_connection_opened(&self) {
         self.inner.db_connections_opened.inc();
+    }
+
+    /// Steps of `service` (`settle` or `release`) abandoned so far.
+    pub fn steps_abandoned(&self, service: &str, step: Step) -> u64 {
+        self.inner
+            .steps_abandoned
+            .get_or_create(&StepLabels {
+                service: service.to_owned(),
+                step: step.label().to_owned(),
+            })
+            .get()
     }
 
     /// Database connections opened so far.
@@ -261,6 +286,17 @@ impl Observer for Metrics {
             .inc();
     }
 
+    fn abandoned(&self, service: &ServiceInfo, step: Step, _bound: Duration) {
+        // Rare: looked up each time.
+        self.inner
+            .steps_abandoned
+            .get_or_create(&StepLabels {
+                service: service.name().to_owned(),
+                step: step.label().to_owned(),
+            })
+            .inc();
+    }
+
     fn released(&self, service: &ServiceInfo, exit: Exit, _error: Option<&Error>) {
         let release_labels = || ReleaseLabels {
             service: service.name().to_owned(),
@@ -275,5 +311,39 @@ impl Observer for Metrics {
                 None => self.inner.releases.get_or_create(&release_labels()).inc(),
             };
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tx;
+    impl provision::Provide for Tx {
+        type Lifetime = provision::Request;
+        type Deps = ();
+        async fn build(_: ()) -> Result<Self, Error> {
+            Ok(Tx)
+        }
+    }
+
+    #[test]
+    fn abandoned_steps_are_counted_by_service_and_step() {
+        let metrics = Metrics::new();
+        let tx = ServiceInfo::of::<Tx>();
+        metrics.abandoned(tx, Step::Release, Duration::from_secs(15));
+        metrics.abandoned(tx, Step::Release, Duration::from_secs(15));
+        metrics.abandoned(tx, Step::Settle, Duration::from_secs(15));
+
+        let text = metrics.encode();
+        assert!(
+            text.contains("service_steps_abandoned_total{service=\"Tx\",step=\"release\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("service_steps_abandoned_total{service=\"Tx\",step=\"settle\"} 1"),
+            "{text}"
+        );
+        assert_eq!(metrics.steps_abandoned("Tx", Step::Release), 2);
     }
 }

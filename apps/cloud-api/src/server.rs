@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::deadline::{Deadline, bound};
 use crate::settings::Settings;
 
 /// Runs the service until `shutdown` resolves; returns once everything has
@@ -25,6 +26,11 @@ pub async fn serve(
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
+///
+/// Every request runs within `--request-timeout` (from the [`Settings`] in
+/// the app's registry). At shutdown, requests get `grace` to finish; those
+/// still running then are cut (their clients get a JSON 503, their services
+/// are released with `Exit::Shutdown`), and the releases get `grace` again.
 pub async fn serve_on(
     listener: TcpListener,
     app: App,
@@ -33,22 +39,22 @@ pub async fn serve_on(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (signalled, mut signal) = tokio::sync::oneshot::channel::<()>();
     let registry = app.registry.clone();
-    let mut server = tokio::spawn(
-        // TCP_NODELAY: a response's head and body are separate writes, and
-        // with Nagle's algorithm the body waited for the client's delayed
-        // ACK (40 ms per request in per-request mode, measured in bench/).
-        axum::serve(
-            axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app.router,
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled.send(());
-        })
-        .into_future(),
-    );
+    // Copied out, not held: a handle kept here would outlive the app
+    // services' release at shutdown (an escape).
+    let (request_timeout, header_read_timeout) = match registry.app::<Settings>() {
+        Some(settings) => (settings.request_timeout, settings.header_read_timeout),
+        None => (DEFAULT_REQUEST_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT),
+    };
+    let (deadline, cut) = Deadline::new(request_timeout);
+    // Outermost: a request cut here drops everything inside it, the
+    // request's scope included, which then releases in the background.
+    let router = app
+        .router
+        .layer(axum::middleware::from_fn_with_state(deadline, bound));
+    let mut server = tokio::spawn(accept(listener, router, header_read_timeout, async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    }));
 
     // 1. Serve until the signal (or until the server fails on its own).
     //    Biased: the signal is sent before axum starts draining, so when
@@ -83,8 +89,18 @@ pub async fn serve_on(
                 ?grace,
                 "requests outlived the grace period; cutting them off"
             );
-            server.abort();
-            let _ = server.await;
+            // Cut requests answer at once and their connections close; a
+            // response body still streaming is not cut by the deadline
+            // layer, so the server gets a short while more, then is
+            // dropped (and with it those bodies, whose scopes then close).
+            cut.cut();
+            if tokio::time::timeout(CUT_ANSWERED, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+                let _ = server.await;
+            }
         }
     }
 
@@ -97,6 +113,81 @@ pub async fn serve_on(
     tracing::info!("shut down cleanly");
     Ok(())
 }
+
+/// The request time bound when the registry has no [`Settings`] (the
+/// `--request-timeout` default).
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The header read timeout when the registry has no [`Settings`] (the
+/// `--header-read-timeout` default).
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and serves each on its own task until `stop`
+/// resolves, then waits for the open ones to finish (idle ones close at
+/// once, busy ones after their response).
+///
+/// hyper directly rather than `axum::serve`, for one setting: a client must
+/// send a request head within `header_read_timeout` (a connection that
+/// sends nothing, or trickles its head a byte at a time, is closed), so
+/// idle and slowloris clients cannot pile up until the server runs out of
+/// file descriptors.
+async fn accept(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read_timeout: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // TCP_NODELAY: a response's head and body are separate writes, and
+        // with Nagle's algorithm the body waited for the client's delayed
+        // ACK (40 ms per request in per-request mode, measured in bench/).
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// A failed accept: a connection reset before it was accepted is nothing;
+/// anything else (out of file descriptors) is logged, and the loop pauses
+/// so that it does not spin while connections close.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// How long cut requests get to answer and close their connections.
+const CUT_ANSWERED: Duration = Duration::from_secs(1);
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
 /// called, not when the future is first polled, so a signal that arrives

@@ -64,6 +64,26 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Longest a request may run, from its arrival to its response's head
+    /// (handler and commit); past it the request is stopped, its services
+    /// released, and the client gets a 504.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one service's settle step (a commit) or release step (a
+    /// rollback, giving a connection back) may run; past it the step is
+    /// abandoned, logged and counted (`service_steps_abandoned_total`), and
+    /// the others proceed. Above the statement timeout, so that a
+    /// statement's own deadline (which cancels it cleanly) comes first.
+    #[arg(long, env = "STEP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+
+    /// Longest a client may take to send a request head (on a new
+    /// connection, or an idle kept-alive one); past it the connection is
+    /// closed. Keeps idle and slowloris clients from holding connections.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -83,6 +103,9 @@ impl Settings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            step_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
         }
     }

@@ -58,12 +58,16 @@ mod body;
 mod future;
 mod layer;
 mod spawn;
+#[cfg(not(target_arch = "wasm32"))]
+mod timer;
 
 pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::spawn;
+#[cfg(not(target_arch = "wasm32"))]
+pub use timer::TokioTimer;
 
 // The project README's Rust examples, compiled as doctests of this crate
 // (the one that has provision, axum and this layer together), so that the

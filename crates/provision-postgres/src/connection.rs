@@ -59,7 +59,30 @@ pub struct PgConnection {
     handle: Option<Handle>,
     tx: AtomicU8,
     broken: AtomicBool,
+    /// A statement's future was dropped before its answer came (the
+    /// request was cut: its client left, its time ran out, the server shut
+    /// down). The server may still be running it, and anything sent next
+    /// would queue behind it on this connection.
+    abandoned: AtomicBool,
     limits: Arc<Limits>,
+}
+
+/// Marks the connection's statement abandoned if dropped before
+/// [`done`](InFlight::done).
+struct InFlight<'a>(Option<&'a AtomicBool>);
+
+impl InFlight<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(abandoned) = self.0 {
+            abandoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for PgConnection {
@@ -102,6 +125,7 @@ impl PgConnection {
             handle: Some(handle),
             tx: AtomicU8::new(IDLE),
             broken: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             limits,
         }
     }
@@ -180,13 +204,21 @@ impl PgConnection {
     /// Unlike [`guard`](Self::guard), a failure inside `work` is the
     /// caller's to record ([`fail_transaction`](Self::fail_transaction)).
     pub async fn deadline<T>(&self, work: impl Future<Output = T>) -> Result<T, PgError> {
+        let in_flight = InFlight(Some(&self.abandoned));
         let Some(timer) = &self.limits.timer else {
-            return Ok(work.await);
+            let outcome = work.await;
+            in_flight.done();
+            return Ok(outcome);
         };
         let deadline = timer.sleep(self.limits.statement_timeout);
         match select(pin!(work), deadline).await {
-            Either::Left((outcome, _)) => Ok(outcome),
+            Either::Left((outcome, _)) => {
+                in_flight.done();
+                Ok(outcome)
+            }
             Either::Right(((), _)) => {
+                // Cancelled below, and the connection marked broken.
+                in_flight.done();
                 self.cancel_running_statement().await;
                 let error = PgError::statement_timeout();
                 self.record_failure(&error);
@@ -307,11 +339,33 @@ impl PgConnection {
     }
 
     /// Rolls back the open transaction (nothing to do outside one).
+    ///
+    /// If a statement of this request was abandoned mid-flight (see
+    /// [`was_abandoned`](Self::was_abandoned)), a `ROLLBACK` would queue
+    /// behind it, for as long as it runs (a write blocked on a lock: up to
+    /// the statement timeout). Instead the statement is cancelled on the
+    /// server and the connection marked broken, so that it is closed, not
+    /// reused: PostgreSQL rolls back the transaction of a closed session.
     pub async fn rollback(&self) -> Result<(), PgError> {
         match self.tx.swap(IDLE, Ordering::AcqRel) {
             IDLE => Ok(()),
+            _ if self.was_abandoned() => {
+                tracing::debug!(
+                    "a statement was abandoned mid-flight: cancelling it and closing the connection instead of rolling back behind it"
+                );
+                self.cancel_running_statement().await;
+                Ok(())
+            }
             _ => self.batch_execute("ROLLBACK").await,
         }
+    }
+
+    /// Whether a statement's future was dropped before its answer came (the
+    /// request was cut short while it ran). The server may still be running
+    /// it; the connection is then cancelled and closed when the request
+    /// ends, never rolled back behind it or returned to a pool.
+    pub fn was_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
     }
 
     /// Ends this request's use of the connection: rolls back an open
@@ -323,6 +377,17 @@ impl PgConnection {
     /// connection is given back at once, and the future holds only what is
     /// left to await (the end of the socket's task).
     pub fn close(self) -> Closing {
+        if self.was_abandoned() && !self.is_broken() {
+            return Closing(Some(Box::pin(async move {
+                // Stop what still runs (a write waiting on a lock holds its
+                // locks until it ends), then close: the server rolls back.
+                self.cancel_running_statement().await;
+                self.tx.store(IDLE, Ordering::Release);
+                if let Some(ending) = self.finish().0 {
+                    ending.await;
+                }
+            })));
+        }
         if self.in_transaction() && !self.is_broken() {
             return Closing(Some(Box::pin(async move {
                 if self.rollback().await.is_err() {
@@ -414,7 +479,7 @@ impl Drop for PgConnection {
     /// leased connection with an open transaction or a broken one must not
     /// ride back into the pool, so it is detached and closed.
     fn drop(&mut self) {
-        if (self.in_transaction() || self.is_broken())
+        if (self.in_transaction() || self.is_broken() || self.was_abandoned())
             && let Some(Handle::Leased(object)) = self.handle.take()
         {
             drop(deadpool_postgres::Object::take(object));

@@ -201,6 +201,7 @@ mod rejection;
 mod resolver;
 mod scope;
 mod service;
+mod step_bound;
 mod store;
 mod wait_list;
 
@@ -221,6 +222,7 @@ pub use registry::{Registry, RegistryBuilder};
 pub use rejection::Rejection;
 pub use scope::RequestScope;
 pub use service::ServiceInfo;
+pub use step_bound::{DEFAULT_STEP_TIMEOUT, Step, Timer};
 
 /// A type's name without module paths: `Arc<Db>` for `alloc::sync::Arc<app::db::Db>`.
 ///

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::{Error, Exit, LifetimeKind, Provide, Registry, ServiceInfo};
+use crate::{Error, Exit, LifetimeKind, Provide, Registry, ServiceInfo, Step};
 
 /// Per-service counters, kept by the registry for every service it builds.
 pub(crate) struct ServiceStats {
@@ -14,6 +14,8 @@ pub(crate) struct ServiceStats {
     escapes: AtomicU64,
     build_failures: AtomicU64,
     release_failures: AtomicU64,
+    abandoned_settles: AtomicU64,
+    abandoned_releases: AtomicU64,
 }
 
 impl ServiceStats {
@@ -25,6 +27,8 @@ impl ServiceStats {
             escapes: AtomicU64::new(0),
             build_failures: AtomicU64::new(0),
             release_failures: AtomicU64::new(0),
+            abandoned_settles: AtomicU64::new(0),
+            abandoned_releases: AtomicU64::new(0),
         }
     }
 
@@ -43,6 +47,13 @@ impl ServiceStats {
     pub(crate) fn record_release_failure(&self) {
         self.release_failures.fetch_add(1, Relaxed);
     }
+    pub(crate) fn record_abandoned(&self, step: Step) {
+        match step {
+            Step::Settle => &self.abandoned_settles,
+            Step::Release => &self.abandoned_releases,
+        }
+        .fetch_add(1, Relaxed);
+    }
 
     pub(crate) fn report(&self) -> ServiceReport {
         let acquires = self.acquires.load(Relaxed);
@@ -57,6 +68,8 @@ impl ServiceStats {
             escapes,
             build_failures: self.build_failures.load(Relaxed),
             release_failures: self.release_failures.load(Relaxed),
+            abandoned_settles: self.abandoned_settles.load(Relaxed),
+            abandoned_releases: self.abandoned_releases.load(Relaxed),
         }
     }
 }
@@ -80,8 +93,15 @@ pub struct ServiceReport {
     pub escapes: u64,
     /// Builds that returned an error.
     pub build_failures: u64,
-    /// Release steps that returned an error or panicked.
+    /// Release steps that returned an error or panicked (abandoned ones
+    /// included).
     pub release_failures: u64,
+    /// Settle steps abandoned because they overran their bound
+    /// ([`RegistryBuilder::step_timeout`](crate::RegistryBuilder::step_timeout)).
+    pub abandoned_settles: u64,
+    /// Release steps abandoned because they overran their bound; each is
+    /// also counted in `releases` (the value is gone) and `release_failures`.
+    pub abandoned_releases: u64,
 }
 
 /// Reads a registry's counters: acquisitions, releases and values currently
@@ -179,5 +199,12 @@ pub trait Observer: Send + Sync + 'static {
     /// failed.
     fn released(&self, service: &ServiceInfo, exit: Exit, error: Option<&Error>) {
         let _ = (service, exit, error);
+    }
+
+    /// A `step` of `service` overran its `bound` and was abandoned (its
+    /// future dropped unfinished). A release is also reported to
+    /// [`released`](Observer::released), with the error.
+    fn abandoned(&self, service: &ServiceInfo, step: Step, bound: Duration) {
+        let _ = (service, step, bound);
     }
 }

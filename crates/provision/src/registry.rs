@@ -8,6 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
+use std::time::Duration;
 
 use crate::graph::{self, Graph};
 use crate::lifetime::LifetimeKind;
@@ -15,6 +16,7 @@ use crate::probe::{Observer, Probe, ServiceStats};
 use crate::resolver::Resolver;
 use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
+use crate::step_bound::{DEFAULT_STEP_TIMEOUT, StepBounds, Timer};
 use crate::store::{Store, release_all};
 use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
@@ -74,6 +76,8 @@ struct Inner {
     shutting_down: AtomicBool,
     shutdown: Mutex<Shutdown>,
     observer: Option<Arc<dyn Observer>>,
+    /// Bounds on settle and release steps; `None` without a timer.
+    steps: Option<StepBounds>,
     #[cfg(feature = "axum")]
     error_response: Option<crate::rejection::ErrorResponse>,
 }
@@ -147,6 +151,9 @@ pub struct RegistryBuilder {
     roots: Vec<&'static ServiceInfo>,
     overrides: TypeIdMap<Override>,
     observer: Option<Arc<dyn Observer>>,
+    timer: Option<Arc<dyn Timer>>,
+    step_timeout: Duration,
+    step_timeouts: HashMap<TypeId, Duration>,
     #[cfg(feature = "axum")]
     error_response: Option<crate::rejection::ErrorResponse>,
 }
@@ -158,6 +165,9 @@ impl Registry {
             roots: Vec::new(),
             overrides: TypeIdMap::default(),
             observer: None,
+            timer: None,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+            step_timeouts: HashMap::new(),
             #[cfg(feature = "axum")]
             error_response: None,
         }
@@ -264,7 +274,13 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         let acquired = self.inner.app_store.close();
-        release_all(acquired, Exit::Shutdown, self.observer()).await;
+        release_all(
+            acquired,
+            Exit::Shutdown,
+            self.observer(),
+            self.step_bounds(),
+        )
+        .await;
     }
 
     async fn wait_shutdown_done(&self) {
@@ -311,6 +327,11 @@ impl Registry {
 
     pub(crate) fn observer(&self) -> Option<&dyn Observer> {
         self.inner.observer.as_deref()
+    }
+
+    /// The bounds on settle and release steps, if the registry has a timer.
+    pub(crate) fn step_bounds(&self) -> Option<&StepBounds> {
+        self.inner.steps.as_ref()
     }
 
     pub(crate) fn cached_app<T: Provide>(&self) -> Option<Dep<T>> {
@@ -617,6 +638,56 @@ impl RegistryBuilder {
         self
     }
 
+    /// Sets the [`Timer`] that bounds every `settle` and `release` step
+    /// (natively `provision_axum::TokioTimer`). A step still running after
+    /// its bound ([`step_timeout`](Self::step_timeout), by default
+    /// [`DEFAULT_STEP_TIMEOUT`]) is abandoned: its future is dropped,
+    /// it is logged with the service's name, counted
+    /// ([`ServiceReport::abandoned_releases`](crate::ServiceReport::abandoned_releases),
+    /// [`Observer::abandoned`]), and the other steps proceed. An abandoned
+    /// settle fails the request (`503`), so older services roll back.
+    /// Without a timer, steps are not bounded.
+    ///
+    /// ```
+    /// # use std::{future::Future, pin::Pin, time::Duration};
+    /// # struct Sleep;
+    /// # impl provision::Timer for Sleep {
+    /// #     fn sleep(&self, _: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// #         Box::pin(std::future::pending())
+    /// #     }
+    /// # }
+    /// struct Flush;
+    /// # impl provision::Provide for Flush {
+    /// #     type Lifetime = provision::Request;
+    /// #     type Deps = ();
+    /// #     async fn build(_: ()) -> Result<Self, provision::Error> { Ok(Flush) }
+    /// # }
+    /// let builder = provision::Registry::builder()
+    ///     .timer(Sleep)
+    ///     .step_timeout(Duration::from_secs(5))              // every service
+    ///     .step_timeout_for::<Flush>(Duration::from_secs(20)); // this one
+    /// ```
+    pub fn timer(mut self, timer: impl Timer) -> Self {
+        self.timer = Some(Arc::new(timer));
+        self
+    }
+
+    /// The bound of every service's `settle` and `release` step that has
+    /// none of its own ([`step_timeout_for`](Self::step_timeout_for));
+    /// [`DEFAULT_STEP_TIMEOUT`] unless set. Takes effect with a
+    /// [`timer`](Self::timer).
+    pub fn step_timeout(mut self, bound: Duration) -> Self {
+        self.step_timeout = bound;
+        self
+    }
+
+    /// The bound of service `T`'s `settle` and `release` steps, instead of
+    /// the default ([`step_timeout`](Self::step_timeout)).
+    pub fn step_timeout_for<T: Provide>(mut self, bound: Duration) -> Self {
+        self.step_timeouts.insert(TypeId::of::<T>(), bound);
+        self
+    }
+
     /// (feature `axum`) Sets how every error response provision writes is
     /// formatted: a service that could not be provided to `Dep<T>`, an
     /// [`Error`] returned by a handler (from [`Lazy::get`](crate::Lazy::get)
@@ -672,6 +743,9 @@ impl RegistryBuilder {
                 shutting_down: AtomicBool::new(false),
                 shutdown: Mutex::new(Shutdown::default()),
                 observer: self.observer,
+                steps: self
+                    .timer
+                    .map(|timer| StepBounds::new(timer, self.step_timeout, self.step_timeouts)),
                 #[cfg(feature = "axum")]
                 error_response: self.error_response,
             }),

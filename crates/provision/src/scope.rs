@@ -287,14 +287,16 @@ impl RequestScope {
             let mut exit = exit;
             for (info, value) in acquired.iter().rev() {
                 let step = crate::catch_unwind::CatchUnwind::new((info.settle)(value, exit));
-                let error = match step.await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(error)) => error,
-                    Err(panic) => Error::new(format!(
+                let bounds = self.inner.registry.step_bounds();
+                let error = match crate::step_bound::bounded(bounds, info, step).await {
+                    Ok(Ok(Ok(()))) => continue,
+                    Ok(Ok(Err(error))) => error,
+                    Ok(Err(panic)) => Error::new(format!(
                         "settling `{}` panicked: {}",
                         info.name(),
                         crate::catch_unwind::panic_message(&*panic)
                     )),
+                    Err(bound) => self.settle_abandoned(info, bound),
                 };
                 match error.status() {
                     Some(status) if status.is_client_error() => {
@@ -323,6 +325,29 @@ impl RequestScope {
         }
     }
 
+    /// Counts, logs and reports a settle step that overran its bound, and
+    /// the error the request then fails with: the work it was settling may
+    /// or may not have been kept, so the client must not hear a success.
+    fn settle_abandoned(&self, info: &'static ServiceInfo, bound: std::time::Duration) -> Error {
+        let registry = &self.inner.registry;
+        if let Some(stats) = registry.existing_stats(info) {
+            stats.record_abandoned(crate::Step::Settle);
+        }
+        tracing::error!(
+            service = info.name(),
+            ?bound,
+            "settle step abandoned: it did not finish within its bound"
+        );
+        if let Some(observer) = registry.observer() {
+            observer.abandoned(info, crate::Step::Settle, bound);
+        }
+        Error::new(format!(
+            "`{}` did not settle within {bound:?}; the outcome of the request is unknown",
+            info.name()
+        ))
+        .with_status(http::StatusCode::SERVICE_UNAVAILABLE)
+    }
+
     /// Ends the scope: waits for tasks bound to it, then releases everything
     /// acquired, newest first, each exactly once, telling each how the
     /// request ended. Nothing can be built in the scope afterwards, and
@@ -336,8 +361,9 @@ impl RequestScope {
         let acquired = self.inner.store.close();
         if !acquired.is_empty() {
             let observer = self.inner.registry.observer();
+            let bounds = self.inner.registry.step_bounds();
             self.clone()
-                .enter_while(release_all(acquired, exit, observer))
+                .enter_while(release_all(acquired, exit, observer, bounds))
                 .await;
         }
         self.inner.finish();

@@ -201,6 +201,7 @@ impl Store {
                 }],
                 Exit::Cancelled,
                 None,
+                None,
             )
             .await;
         }
@@ -256,6 +257,7 @@ impl Store {
                     }],
                     Exit::Cancelled,
                     None,
+                    None,
                 )
                 .await;
                 Err(error)
@@ -279,7 +281,7 @@ impl Store {
             }
         };
         let error = closed_error(late.info);
-        release_all(vec![late], Exit::Cancelled, None).await;
+        release_all(vec![late], Exit::Cancelled, None, None).await;
         Err(error)
     }
 
@@ -386,6 +388,7 @@ pub(crate) async fn release_all(
     acquired: Vec<Acquired>,
     exit: Exit,
     observer: Option<&dyn crate::Observer>,
+    bounds: Option<&crate::step_bound::StepBounds>,
 ) {
     for Acquired { info, value, stats } in acquired.into_iter().rev() {
         // A release may do its work when it is called (the default drops
@@ -394,7 +397,34 @@ pub(crate) async fn release_all(
         let started =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (info.release)(value, exit)));
         let outcome = match started {
-            Ok(Ok(release)) => crate::catch_unwind::CatchUnwind::new(release).await,
+            Ok(Ok(release)) => {
+                let release = crate::catch_unwind::CatchUnwind::new(release);
+                match crate::step_bound::bounded(bounds, info, release).await {
+                    Ok(outcome) => outcome,
+                    Err(bound) => {
+                        // Dropped unfinished: whatever it held is dropped
+                        // with it (a connection closes).
+                        stats.record_release();
+                        stats.record_release_failure();
+                        stats.record_abandoned(crate::Step::Release);
+                        let error = Error::new(format!(
+                            "release of `{}` did not finish within {bound:?}, so it was abandoned",
+                            info.name()
+                        ));
+                        tracing::error!(
+                            service = info.name(),
+                            exit = exit.label(),
+                            ?bound,
+                            "release step abandoned: it did not finish within its bound"
+                        );
+                        if let Some(observer) = observer {
+                            observer.abandoned(info, crate::Step::Release, bound);
+                            observer.released(info, exit, Some(&error));
+                        }
+                        continue;
+                    }
+                }
+            }
             Err(panic) => Err(panic),
             Ok(Err(shared)) => {
                 stats.record_escape();

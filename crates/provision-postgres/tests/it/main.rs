@@ -1,6 +1,7 @@
 //! provision-postgres over real HTTP on loopback against a throwaway
 //! PostgreSQL cluster (a fresh database per test), in both modes.
 
+mod abandon;
 mod bounds;
 mod connector;
 mod pooler;

@@ -156,6 +156,8 @@ pub struct Harness {
     pub signals: Dep<Signals>,
     /// The `application_name` of the server's connections.
     pub app_name: String,
+    /// The database's URL, for the test's own connections.
+    pub db_url: String,
     admin: tokio_postgres::Client,
 }
 
@@ -183,7 +185,7 @@ impl Harness {
 
         let app_name = format!("it-{db}");
         let options = options.mode(mode).application_name(&app_name);
-        let database = Postgres::new(&route(url), options).expect("a valid URL");
+        let database = Postgres::new(&route(url.clone()), options).expect("a valid URL");
         let registry = Registry::builder()
             .supply(database.clone())
             .supply(Signals::default())
@@ -212,6 +214,7 @@ impl Harness {
             database,
             signals,
             app_name,
+            db_url: url,
             admin,
         }
     }
@@ -234,6 +237,18 @@ impl Harness {
         self.admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&self.app_name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// The server's connections waiting on a lock right now.
+    pub async fn lock_waiters(&self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
                 &[&self.app_name],
             )
             .await

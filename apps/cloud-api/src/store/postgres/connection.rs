@@ -184,7 +184,8 @@ impl PgConnection {
         viewer: i64,
         page: Page,
     ) -> Result<UserList, StoreError> {
-        self.track(users::list_visible(self.client(), viewer, page).await)
+        self.run(users::list_visible(self.client(), viewer, page))
+            .await
     }
 
     pub(crate) async fn get_user_visible_to(
@@ -192,7 +193,8 @@ impl PgConnection {
         viewer: i64,
         id: i64,
     ) -> Result<User, StoreError> {
-        self.track(users::get_visible(self.client(), viewer, id).await)
+        self.run(users::get_visible(self.client(), viewer, id))
+            .await
     }
 
     pub(crate) async fn get_user(&self, id: i64) -> Result<User, StoreError> {
@@ -208,7 +210,8 @@ impl PgConnection {
         creator: i64,
         new: &NewUser,
     ) -> Result<User, StoreError> {
-        self.track(users::create_by(self.client(), creator, new).await)
+        self.run(users::create_by(self.client(), creator, new))
+            .await
     }
 
     pub(crate) async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
