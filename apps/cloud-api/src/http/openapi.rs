@@ -30,7 +30,7 @@ use crate::domain;
         domain::Scope, domain::ScopeKind,
         domain::Source, domain::NewSource, domain::SourcePatch, domain::SourceKind,
     )),
-    modifiers(&BearerAuth, &InputRules),
+    modifiers(&BearerAuth, &InputRules, &ServerBounds),
 )]
 pub struct ApiDoc;
 
@@ -43,6 +43,62 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The answers every route may give, whatever its handler does: the
+/// request timeout (`--request-timeout`) and the end of the shutdown grace
+/// period (`--shutdown-grace`) both cut a request in the outermost layer
+/// (`crate::deadline`), so a client generated from the document must expect
+/// them on every operation.
+struct ServerBounds;
+
+impl Modify for ServerBounds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        const SHUTTING_DOWN: &str = "The server is shutting down and the request did not finish \
+            within the grace period";
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "504".into(),
+                    error("The request did not finish within the request timeout"),
+                );
+                match responses.get_mut("503") {
+                    Some(RefOr::T(existing)) if !existing.description.is_empty() => {
+                        existing.description = format!(
+                            "{}; or {}",
+                            existing.description,
+                            SHUTTING_DOWN.to_lowercase()
+                        );
+                    }
+                    _ => {
+                        responses.insert("503".into(), error(SHUTTING_DOWN));
+                    }
+                }
+            }
+        }
     }
 }
 
