@@ -84,6 +84,10 @@ fn connects_per_request(database: &Database) -> bool {
     if let Some(postgres) = database.postgres() {
         return postgres.mode() == PostgresMode::PerRequest;
     }
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    if matches!(database, Database::PostgresConnector(_)) {
+        return true;
+    }
     matches!(database, Database::Connector(_))
 }
 
