@@ -30,6 +30,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod cron;
+mod jobs;
 mod log;
 #[cfg(feature = "test-routes")]
 mod test_routes;
@@ -53,7 +54,7 @@ use provision_worker::Isolate;
 use provision_worker::postgres::PgTarget;
 #[cfg(feature = "isolate-connection")]
 use provision_worker::postgres::TlsSettingError;
-use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
+use worker::{Context, Env, HttpRequest, MessageBatch, ScheduleContext, ScheduledEvent};
 
 /// The app (router, registry, metrics), one per isolate.
 static APP: Isolate<App> = Isolate::new();
@@ -105,6 +106,29 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
         ),
         Err(error) => worker::console_error!("cron {}: failed: {error}", event.cron()),
     }
+}
+
+/// The queue consumer: each message is a job (see [`jobs`]) run in a
+/// request scope of its own, acknowledged when it succeeds, retried when it
+/// fails or panics.
+#[worker::event(queue)]
+async fn queue(
+    batch: MessageBatch<serde_json::Value>,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<()> {
+    let app = match APP.get_or_try_init(|| start(&env)).await {
+        Ok(app) => app,
+        Err(error) => {
+            // Not an `Err`: workers-rs would turn it into a panic. The
+            // batch is delivered again later.
+            worker::console_error!("queue {}: the service cannot start: {error}", batch.queue());
+            batch.retry_all();
+            return Ok(());
+        }
+    };
+    jobs::run(app, &batch, &ctx).await;
+    Ok(())
 }
 
 /// Builds the app for this isolate: its services (no I/O: app services must

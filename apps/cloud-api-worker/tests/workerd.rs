@@ -265,6 +265,22 @@ impl Workerd {
         reply.json().await.unwrap()
     }
 
+    /// Delivers one batch of `messages` (`[{"id", "body"}]`) to the main
+    /// Worker's queue handler, through workerd's own service binding
+    /// (`trigger.js`); the runtime's outcome (what was acked and retried).
+    async fn fire_queue(&self, queue: &str, messages: Value) -> Value {
+        let reply = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/queue", self.events_port))
+            .query(&[("name", queue)])
+            .json(&messages)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the trigger Worker answers");
+        assert_eq!(reply.status(), 200);
+        reply.json().await.unwrap()
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("workerd.log")).unwrap_or_default()
     }
@@ -1740,5 +1756,86 @@ async fn the_users_contract_passes_behind_pgbouncer_in_transaction_mode() {
     assert!(!log.contains("unsupported startup parameter"), "{log}");
     println!(
         "workerd behind PgBouncer (transaction mode): users contract ok, {created}+{mixed_created} users created, {acquired} connections acquired and released"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Queue events (issue 10, part 6)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
+    let (db, workerd, api) = serve_e2e_build().await;
+    // Ada's token (new), one 10 days old, three 100 days old.
+    let insert = format!(
+        "INSERT INTO api_tokens (user_id, hash, created_at) VALUES \
+         ({ada}, 'q10', now() - interval '10 days'), ({ada}, 'q100a', now() - interval '100 days'), \
+         ({ada}, 'q100b', now() - interval '100 days'), ({ada}, 'q100c', now() - interval '100 days')",
+        ada = db.ada
+    );
+    db.cluster.psql(&db.name, &insert).unwrap();
+    let tokens = |db: &TestDb| -> usize {
+        db.cluster
+            .psql(&db.name, "SELECT count(*) FROM api_tokens")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(tokens(&db), 5);
+
+    // One batch: a job that panics after deleting everything older than
+    // 5 days, one that deletes what is older than 50 days, and a body
+    // that is no job.
+    let outcome = workerd
+        .fire_queue(
+            "cloud-api-jobs",
+            json!([
+                { "id": "panics", "body": { "delete_tokens_older_than_days": 5, "panic": true } },
+                { "id": "deletes", "body": { "delete_tokens_older_than_days": 50 } },
+                { "id": "garbage", "body": { "what": "no job" } },
+            ]),
+        )
+        .await;
+    assert_eq!(outcome["outcome"], "ok", "{outcome}");
+    assert_eq!(outcome["explicitRetries"], json!(["panics"]), "{outcome}");
+    assert_eq!(
+        outcome["explicitAcks"],
+        json!(["deletes", "garbage"]),
+        "{outcome}"
+    );
+    assert_eq!(outcome["retryAll"], false, "{outcome}");
+    // The panicking job's delete rolled back; the other's committed.
+    assert_eq!(tokens(&db), 2, "the 10-day token and Ada's remain");
+
+    let metrics = api.metrics().await;
+    let tx = |exit: &str| {
+        metric(
+            &metrics,
+            "service_releases_total",
+            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
+        )
+    };
+    assert_eq!(tx("panic"), 1.0, "{metrics}");
+    assert_eq!(tx("success"), 1.0, "{metrics}");
+    for service in ["Conn", "Tx"] {
+        let label = format!("service=\"{service}\"");
+        assert_eq!(
+            metric(&metrics, "service_acquisitions_total", &[&label]),
+            2.0,
+            "{service}: one per job that ran"
+        );
+        assert_eq!(
+            metric(&metrics, "service_releases_total", &[&label]),
+            2.0,
+            "{service}: released once per job"
+        );
+    }
+    assert_eq!(request_services_held(&metrics), 0.0);
+    db.no_worker_connections_left().await;
+    // The isolate serves on, and Ada's token works.
+    api.get("/api/users", "/api/users").await.expect(200);
+    println!(
+        "workerd queue: one batch through a service binding; the panicking job rolled back and was retried, the other committed and was acked, the malformed one dropped (acked)"
     );
 }

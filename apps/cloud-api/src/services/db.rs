@@ -27,7 +27,7 @@ pub struct Db {
 impl Db {
     /// A handle on a database the host opened itself, instead of one built
     /// from the settings: on Cloudflare Workers, a
-    /// [`Database::Connector`] that connects each request. Supply it to the
+    /// `Database::PostgresConnector` that connects each request. Supply it to the
     /// registry (`RegistryBuilder::supply`); no migrations are run.
     pub fn from_database(database: Database, metrics: Metrics) -> Db {
         Db {

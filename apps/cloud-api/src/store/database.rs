@@ -22,8 +22,11 @@ use super::sqlite::SqlitePool;
 pub use provision_postgres::Mode as PostgresMode;
 
 /// Makes one connection for the current request, for a host that connects
-/// its own way: on Cloudflare Workers, a socket per request (see
-/// `apps/cloud-api-worker`). Used through [`Database::Connector`].
+/// its own way, without provision-postgres's timeouts and retries. Used
+/// through [`Database::Connector`]. The Worker connects through
+/// provision-postgres instead (`Database::PostgresConnector`); this stays
+/// for hosts with their own connection logic (and the Workers test's
+/// negative control).
 pub trait Connect: Send + Sync + 'static {
     /// A new connection for the request being served. `Unavailable` when
     /// the database cannot be reached.
