@@ -46,8 +46,9 @@ const cloudApi :Workerd.Worker = (
 );
 
 # Fires the main Worker's cron trigger and delivers queue batches on
-# request (workerd has no scheduler and no queue broker): see trigger.js. Its `scheduled()` on a service binding is
-# experimental in workerd, hence `serve --experimental`.
+# request (workerd has no scheduler and no queue broker): see trigger.js.
+# Its `scheduled()` and `queue()` on a service binding are experimental in
+# workerd, hence `serve --experimental`.
 const trigger :Workerd.Worker = (
   modules = [(name = "trigger.js", esModule = embed "trigger.js")],
   compatibilityDate = "2025-09-01",

@@ -9,6 +9,11 @@
 //! * health opens no connection;
 //! * a handler panic answers a JSON 500 and the isolate keeps serving;
 //! * an app service that opens a socket is refused at startup;
+//! * a database that hangs or drops: a silent one answers 503 within the
+//!   acquire timeout, a statement past the statement timeout answers 503
+//!   and its backend goes, a refused first connect is retried;
+//! * the users contract behind PgBouncer in transaction mode;
+//! * cron and queue events in request scopes of their own;
 //! * the negative control: a build that provides one database connection
 //!   per isolate (the source documents' bug) fails on its second request,
 //!   with workerd's "Cannot perform I/O on behalf of a different request"
