@@ -1844,3 +1844,37 @@ async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
         "workerd queue: one batch through a service binding; the panicking job rolled back and was retried, the other committed and was acked, the malformed one dropped (acked)"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The request conversion (issue 14, part 6)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn handlers_see_the_whole_request_after_the_conversion() {
+    let (_db, workerd, _api) = serve_e2e_build().await;
+    let reply = reqwest::Client::new()
+        .post(workerd.url("/__test/echo?a=1&b=two"))
+        .header("x-test", "first")
+        .header("x-test", "second")
+        .body("the body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let seen: Value = reply.json().await.unwrap();
+    assert_eq!(seen["method"], "POST", "{seen}");
+    assert!(
+        seen["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/__test/echo?a=1&b=two"),
+        "{seen}"
+    );
+    assert_eq!(seen["version"], "HTTP/1.1", "{seen}");
+    // The Fetch API's `Headers` joins a repeated header into one value,
+    // as workers-rs's own conversion also hands it over.
+    assert_eq!(seen["x_test"], json!(["first, second"]), "{seen}");
+    assert_eq!(seen["body"], "the body", "{seen}");
+    assert_eq!(seen["cf"], true, "workers-rs's Cf is kept: {seen}");
+    assert_eq!(seen["signal"], true, "the AbortSignal is kept: {seen}");
+}
