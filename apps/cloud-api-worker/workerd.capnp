@@ -6,6 +6,8 @@
 #     "$WORKERD" serve --experimental apps/cloud-api-worker/workerd.capnp
 #   curl 127.0.0.1:8787/api/health
 #   curl '127.0.0.1:8788/scheduled?cron=0+3+*+*+*'   # fires the cron trigger
+#   curl -d '[{"id":"m1","body":{"delete_tokens_older_than_days":90}}]' \
+#     '127.0.0.1:8788/queue?name=cloud-api-jobs'      # delivers a queue batch
 #
 # Paths are relative to this file. Restart workerd after a rebuild (the
 # modules are read at startup). The end-to-end test (tests/workerd.rs)
@@ -43,9 +45,10 @@ const cloudApi :Workerd.Worker = (
   globalOutbound = "internet",
 );
 
-# Fires the main Worker's cron trigger on request (workerd has no
-# scheduler): see trigger.js. Its `scheduled()` on a service binding is
-# experimental in workerd, hence `serve --experimental`.
+# Fires the main Worker's cron trigger and delivers queue batches on
+# request (workerd has no scheduler and no queue broker): see trigger.js.
+# Its `scheduled()` and `queue()` on a service binding are experimental in
+# workerd, hence `serve --experimental`.
 const trigger :Workerd.Worker = (
   modules = [(name = "trigger.js", esModule = embed "trigger.js")],
   compatibilityDate = "2025-09-01",

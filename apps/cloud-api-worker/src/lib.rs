@@ -13,6 +13,13 @@
 //!   through it.
 //! * `DATABASE_URL`: otherwise, a secret or variable with the PostgreSQL
 //!   URL (`sslmode=require` for TLS through StartTLS).
+//! * `ACQUIRE_TIMEOUT` (default `5s`): how long getting a connection may
+//!   take in all (the socket, the startup handshake, the retries of
+//!   transient failures); past it, a JSON 503.
+//! * `STATEMENT_TIMEOUT` (default `10s`): how long one statement may run;
+//!   past it the statement is cancelled, the connection closed, and the
+//!   request answers a JSON 503. Also `SET LOCAL` in every transaction:
+//!   no session setting, so it works behind a transaction-mode pooler.
 //! * `LOG_LEVEL`: `error`, `warn` (default), `info`, `debug`.
 //!
 //! Migrations are not run from the Worker: apply them natively with
@@ -23,12 +30,16 @@
 #![cfg(target_arch = "wasm32")]
 
 mod cron;
+mod jobs;
 mod log;
 #[cfg(feature = "test-routes")]
 mod test_routes;
 
+#[cfg(feature = "isolate-connection")]
 use std::future::Future;
+#[cfg(feature = "isolate-connection")]
 use std::pin::Pin;
+#[cfg(feature = "isolate-connection")]
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -36,10 +47,14 @@ use cloud_api::app::{App, services};
 use cloud_api::metrics::Metrics;
 use cloud_api::services::Db;
 use cloud_api::settings::Settings;
-use cloud_api::store::{Connect, Connection, Database, StoreError};
+use cloud_api::store::Database;
+#[cfg(feature = "isolate-connection")]
+use cloud_api::store::{Connect, Connection, StoreError};
 use provision_worker::Isolate;
-use provision_worker::postgres::{PgTarget, TlsSettingError};
-use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
+use provision_worker::postgres::PgTarget;
+#[cfg(feature = "isolate-connection")]
+use provision_worker::postgres::TlsSettingError;
+use worker::{Context, Env, HttpRequest, MessageBatch, ScheduleContext, ScheduledEvent};
 
 /// The app (router, registry, metrics), one per isolate.
 static APP: Isolate<App> = Isolate::new();
@@ -93,6 +108,29 @@ async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
     }
 }
 
+/// The queue consumer: each message is a job (see [`jobs`]) run in a
+/// request scope of its own, acknowledged when it succeeds, retried when it
+/// fails or panics.
+#[worker::event(queue)]
+async fn queue(
+    batch: MessageBatch<serde_json::Value>,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<()> {
+    let app = match APP.get_or_try_init(|| start(&env)).await {
+        Ok(app) => app,
+        Err(error) => {
+            // Not an `Err`: workers-rs would turn it into a panic. The
+            // batch is delivered again later.
+            worker::console_error!("queue {}: the service cannot start: {error}", batch.queue());
+            batch.retry_all();
+            return Ok(());
+        }
+    };
+    jobs::run(app, &batch, &ctx).await;
+    Ok(())
+}
+
 /// Builds the app for this isolate: its services (no I/O: app services must
 /// not open sockets) and the router.
 async fn start(env: &Env) -> Result<App, provision::Error> {
@@ -101,7 +139,7 @@ async fn start(env: &Env) -> Result<App, provision::Error> {
     test_routes::cold_start(env).await;
     let target = PgTarget::from_env(env, "HYPERDRIVE", "DATABASE_URL")?;
     let metrics = Metrics::new();
-    let db = Db::from_database(Database::Connector(connector(target)), metrics.clone());
+    let db = Db::from_database(database(target, env)?, metrics.clone());
     let settings = Settings::for_database(None, "unused".into());
     let builder = services(settings.clone(), metrics).supply(db);
     #[cfg(feature = "test-routes")]
@@ -116,39 +154,35 @@ async fn start(env: &Env) -> Result<App, provision::Error> {
     Ok(app)
 }
 
-/// A connection per request: the Workers rule.
+/// A connection per request (the Workers rule), through provision-postgres:
+/// each request that asks opens a socket and a session (see
+/// [`PgTarget::postgres`]), within `ACQUIRE_TIMEOUT`, transient failures
+/// retried; each statement runs within `STATEMENT_TIMEOUT`; `Conn` closes
+/// the connection in its release.
 #[cfg(not(feature = "isolate-connection"))]
-fn connector(target: PgTarget) -> Arc<dyn Connect> {
-    Arc::new(PerRequest { target })
+fn database(target: PgTarget, env: &Env) -> Result<Database, provision::Error> {
+    let options = provision_postgres::PgOptions::default()
+        .acquire_timeout(duration(env, "ACQUIRE_TIMEOUT", "5s")?)
+        .statement_timeout(duration(env, "STATEMENT_TIMEOUT", "10s")?);
+    Ok(Database::PostgresConnector(target.postgres(options)))
 }
 
-/// Opens a socket and a PostgreSQL session for the request that asks,
-/// bound to it (see [`PgTarget::connect`]); `Conn` closes it in its
-/// release.
+/// A duration setting (`500ms`, `5s`, `2m`) from the Worker's variables.
 #[cfg(not(feature = "isolate-connection"))]
-struct PerRequest {
-    target: PgTarget,
-}
-
-#[cfg(not(feature = "isolate-connection"))]
-impl Connect for PerRequest {
-    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Connection, StoreError>> + Send + '_>> {
-        Box::pin(async move {
-            let session = self.target.connect().await.map_err(unavailable)?;
-            // `Conn` binds the connection to this request again, by type.
-            let (client, closed) = session.into_inner().into_parts();
-            Ok(Connection::from_postgres_client_until(client, closed))
-        })
-    }
+fn duration(env: &Env, name: &str, default: &str) -> Result<std::time::Duration, provision::Error> {
+    let value = env.var(name).map(|v| v.to_string());
+    let text = value.as_deref().unwrap_or(default);
+    cloud_api::settings::parse_duration(text)
+        .map_err(|why| provision::Error::new(format!("{name}: {why}")))
 }
 
 /// THE BUG, for the negative control only: one connection per isolate.
 #[cfg(feature = "isolate-connection")]
-fn connector(target: PgTarget) -> Arc<dyn Connect> {
-    Arc::new(OncePerIsolate {
+fn database(target: PgTarget, _env: &Env) -> Result<Database, provision::Error> {
+    Ok(Database::Connector(Arc::new(OncePerIsolate {
         target,
         client: std::sync::Mutex::new(None),
-    })
+    })))
 }
 
 /// The source documents' bug: the database is "provided" once, at the
@@ -186,6 +220,7 @@ impl Connect for OncePerIsolate {
     }
 }
 
+#[cfg(feature = "isolate-connection")]
 fn unavailable(error: provision::Error) -> StoreError {
     if TlsSettingError::is_cause_of(&error) {
         // Says which setting to change: the client sees it (a 503).

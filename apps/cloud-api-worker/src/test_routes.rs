@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cloud_api::app::App;
 use cloud_api::domain::NewUser;
+use cloud_api::http::ApiError;
 use cloud_api::services::{Conn, Tx};
 use http::StatusCode;
 use provision::{
@@ -38,6 +39,8 @@ pub(crate) fn add(router: Router, registry: &Registry) -> Router {
         .route("/__test/slow", get(slow))
         .route("/__test/slow-write", axum::routing::post(slow_write))
         .route("/__test/memory", get(memory))
+        .route("/__test/sleep", get(sleep))
+        .route("/__test/echo", axum::routing::post(echo))
         .layer(ProvisionLayer::new(registry.clone()));
     router.merge(routes)
 }
@@ -89,6 +92,43 @@ async fn slow_write(Query(write): Query<SlowWrite>, Dep(tx): Dep<Tx>) -> (Status
     let user = tx.get().unwrap().create_user(&new).await.unwrap();
     SendFuture::new(worker::Delay::from(Duration::from_millis(write.ms))).await;
     (StatusCode::CREATED, Json(json!({ "id": user.id })))
+}
+
+#[derive(serde::Deserialize)]
+struct Sleep {
+    seconds: f64,
+}
+
+/// Runs `SELECT pg_sleep(seconds)` on this request's connection, outside
+/// any transaction: only the client-side statement deadline can cut it.
+async fn sleep(Query(sleep): Query<Sleep>, Dep(conn): Dep<Conn>) -> Result<Json<Value>, ApiError> {
+    conn.get()?.sleep(sleep.seconds).await?;
+    Ok(Json(json!({ "slept_s": sleep.seconds })))
+}
+
+/// What a handler sees of its request after provision-worker's conversion:
+/// method, URI, version, a header, the body, and whether workers-rs's
+/// `Cf` and `AbortSignal` are in the extensions.
+async fn echo(request: http::Request<axum::body::Body>) -> Json<Value> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 16)
+        .await
+        .unwrap_or_default();
+    let test_header: Vec<&str> = parts
+        .headers
+        .get_all("x-test")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Json(json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "x_test": test_header,
+        "body": String::from_utf8_lossy(&body),
+        "cf": parts.extensions.get::<worker::Cf>().is_some(),
+        "signal": parts.extensions.get::<worker::AbortSignal>().is_some(),
+    }))
 }
 
 /// The size of this instance's Wasm memory, in bytes (it only grows).

@@ -9,6 +9,11 @@
 //! * health opens no connection;
 //! * a handler panic answers a JSON 500 and the isolate keeps serving;
 //! * an app service that opens a socket is refused at startup;
+//! * a database that hangs or drops: a silent one answers 503 within the
+//!   acquire timeout, a statement past the statement timeout answers 503
+//!   and its backend goes, a refused first connect is retried;
+//! * the users contract behind PgBouncer in transaction mode;
+//! * cron and queue events in request scopes of their own;
 //! * the negative control: a build that provides one database connection
 //!   per isolate (the source documents' bug) fails on its second request,
 //!   with workerd's "Cannot perform I/O on behalf of a different request"
@@ -257,6 +262,22 @@ impl Workerd {
         let reply = reqwest::Client::new()
             .get(format!("http://127.0.0.1:{}/scheduled", self.events_port))
             .query(&[("cron", cron)])
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the trigger Worker answers");
+        assert_eq!(reply.status(), 200);
+        reply.json().await.unwrap()
+    }
+
+    /// Delivers one batch of `messages` (`[{"id", "body"}]`) to the main
+    /// Worker's queue handler, through workerd's own service binding
+    /// (`trigger.js`); the runtime's outcome (what was acked and retried).
+    async fn fire_queue(&self, queue: &str, messages: Value) -> Value {
+        let reply = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/queue", self.events_port))
+            .query(&[("name", queue)])
+            .json(&messages)
             .timeout(Duration::from_secs(30))
             .send()
             .await
@@ -515,120 +536,9 @@ async fn users_contract_load_and_connections_in_workerd() {
     );
     assert_eq!(db.worker_connections(), 0);
 
-    // 401: without a token, with a bad one, with another scheme.
+    let (contract_created, _) = users_contract(&api, db.ada).await;
+    assert_eq!(contract_created, 5);
     let users = "/api/users";
-    let missing = api
-        .call(Method::GET, users, users, Auth::None, None)
-        .await
-        .expect(401);
-    assert!(
-        missing.error().contains("missing bearer token"),
-        "{}",
-        missing.error()
-    );
-    let bad = api
-        .call(
-            Method::GET,
-            users,
-            users,
-            Auth::Header("Bearer pv_1_00"),
-            None,
-        )
-        .await
-        .expect(401);
-    assert_eq!(
-        bad.error(),
-        "the bearer token is invalid or has been revoked"
-    );
-    api.call(
-        Method::GET,
-        users,
-        users,
-        Auth::Header("Basic YWRhOnB3"),
-        None,
-    )
-    .await
-    .expect(401);
-    let bad_post = api
-        .call(
-            Method::POST,
-            users,
-            users,
-            Auth::None,
-            Some(Body::Json(json!({"name": "X", "email": "x@example.com"}))),
-        )
-        .await
-        .expect(401);
-    assert!(bad_post.error().contains("bearer"), "{}", bad_post.error());
-
-    // List and get.
-    let list = api.get(users, users).await.expect(200);
-    assert_eq!(list.body["total"], 1);
-    assert_eq!(list.body["users"].as_array().unwrap().len(), 1);
-    assert_user(&list.body["users"][0], "Ada", "ada@example.com");
-    let one = "/api/users/{id}";
-    let ada = api
-        .get(one, &format!("/api/users/{}", db.ada))
-        .await
-        .expect(200);
-    assert_eq!(assert_user(&ada.body, "Ada", "ada@example.com"), db.ada);
-    let missing = api.get(one, "/api/users/999999999").await.expect(404);
-    assert!(!missing.error().is_empty());
-    let not_int = api.get(one, "/api/users/abc").await.expect(400);
-    assert!(!not_int.error().is_empty());
-
-    // Create: 201, then every kind of bad input.
-    let mut ids = vec![db.ada];
-    for n in 1..=5 {
-        let email = format!("user{n}@example.com");
-        let reply = api
-            .create_user(&format!("User {n}"), &email)
-            .await
-            .expect(201);
-        ids.push(assert_user(&reply.body, &format!("User {n}"), &email));
-    }
-    let duplicate = api
-        .create_user("Another Ada", "ada@example.com")
-        .await
-        .expect(409);
-    assert_eq!(duplicate.error(), "a user with this email already exists");
-    for body in [
-        Body::Raw("{"),
-        Body::Raw("[1, 2]"),
-        Body::Json(json!({ "name": "No email" })),
-        Body::Json(json!({ "email": "no-name@example.com" })),
-        Body::Json(json!({ "name": "Bad", "email": "not-an-email" })),
-        Body::Json(json!({ "name": "", "email": "empty@example.com" })),
-        Body::Json(json!({ "name": 5, "email": "number@example.com" })),
-    ] {
-        let reply = api
-            .call(Method::POST, users, users, Auth::Token, Some(body))
-            .await
-            .expect(400);
-        assert!(!reply.error().is_empty());
-    }
-
-    // Pagination: by id, with the total.
-    let page = api
-        .get(users, "/api/users?limit=2&offset=1")
-        .await
-        .expect(200);
-    assert_eq!(page.body["total"], 6);
-    let page_ids: Vec<i64> = page.body["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(page_ids, ids[1..3]);
-    let past_end = api.get(users, "/api/users?offset=100").await.expect(200);
-    assert_eq!(past_end.body["users"], json!([]));
-    assert_eq!(past_end.body["total"], 6);
-    for bad in ["limit=0", "limit=501", "limit=abc", "offset=-1"] {
-        api.get(users, &format!("/api/users?{bad}"))
-            .await
-            .expect(400);
-    }
     db.no_worker_connections_left().await;
 
     // 300 sequential requests, all correct.
@@ -710,6 +620,124 @@ async fn users_contract_load_and_connections_in_workerd() {
         300.0 / concurrent.as_secs_f64(),
         drained.as_secs_f64(),
     );
+}
+
+/// The users contract (every status and JSON shape, each answer checked
+/// against the OpenAPI document) on a fresh database holding only `ada`:
+/// how many users it created, and the ids in order (`ada` first).
+async fn users_contract(api: &Api, ada: i64) -> (usize, Vec<i64>) {
+    // 401: without a token, with a bad one, with another scheme.
+    let users = "/api/users";
+    let missing = api
+        .call(Method::GET, users, users, Auth::None, None)
+        .await
+        .expect(401);
+    assert!(
+        missing.error().contains("missing bearer token"),
+        "{}",
+        missing.error()
+    );
+    let bad = api
+        .call(
+            Method::GET,
+            users,
+            users,
+            Auth::Header("Bearer pv_1_00"),
+            None,
+        )
+        .await
+        .expect(401);
+    assert_eq!(
+        bad.error(),
+        "the bearer token is invalid or has been revoked"
+    );
+    api.call(
+        Method::GET,
+        users,
+        users,
+        Auth::Header("Basic YWRhOnB3"),
+        None,
+    )
+    .await
+    .expect(401);
+    let bad_post = api
+        .call(
+            Method::POST,
+            users,
+            users,
+            Auth::None,
+            Some(Body::Json(json!({"name": "X", "email": "x@example.com"}))),
+        )
+        .await
+        .expect(401);
+    assert!(bad_post.error().contains("bearer"), "{}", bad_post.error());
+
+    // List and get.
+    let list = api.get(users, users).await.expect(200);
+    assert_eq!(list.body["total"], 1);
+    assert_eq!(list.body["users"].as_array().unwrap().len(), 1);
+    assert_user(&list.body["users"][0], "Ada", "ada@example.com");
+    let one = "/api/users/{id}";
+    let found = api.get(one, &format!("/api/users/{ada}")).await.expect(200);
+    assert_eq!(assert_user(&found.body, "Ada", "ada@example.com"), ada);
+    let missing = api.get(one, "/api/users/999999999").await.expect(404);
+    assert!(!missing.error().is_empty());
+    let not_int = api.get(one, "/api/users/abc").await.expect(400);
+    assert!(!not_int.error().is_empty());
+
+    // Create: 201, then every kind of bad input.
+    let mut ids = vec![ada];
+    for n in 1..=5 {
+        let email = format!("user{n}@example.com");
+        let reply = api
+            .create_user(&format!("User {n}"), &email)
+            .await
+            .expect(201);
+        ids.push(assert_user(&reply.body, &format!("User {n}"), &email));
+    }
+    let duplicate = api
+        .create_user("Another Ada", "ada@example.com")
+        .await
+        .expect(409);
+    assert_eq!(duplicate.error(), "a user with this email already exists");
+    for body in [
+        Body::Raw("{"),
+        Body::Raw("[1, 2]"),
+        Body::Json(json!({ "name": "No email" })),
+        Body::Json(json!({ "email": "no-name@example.com" })),
+        Body::Json(json!({ "name": "Bad", "email": "not-an-email" })),
+        Body::Json(json!({ "name": "", "email": "empty@example.com" })),
+        Body::Json(json!({ "name": 5, "email": "number@example.com" })),
+    ] {
+        let reply = api
+            .call(Method::POST, users, users, Auth::Token, Some(body))
+            .await
+            .expect(400);
+        assert!(!reply.error().is_empty());
+    }
+
+    // Pagination: by id, with the total.
+    let page = api
+        .get(users, "/api/users?limit=2&offset=1")
+        .await
+        .expect(200);
+    assert_eq!(page.body["total"], 6);
+    let page_ids: Vec<i64> = page.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(page_ids, ids[1..3]);
+    let past_end = api.get(users, "/api/users?offset=100").await.expect(200);
+    assert_eq!(past_end.body["users"], json!([]));
+    assert_eq!(past_end.body["total"], 6);
+    for bad in ["limit=0", "limit=501", "limit=abc", "offset=-1"] {
+        api.get(users, &format!("/api/users?{bad}"))
+            .await
+            .expect(400);
+    }
+    (ids.len() - 1, ids)
 }
 
 /// Waits (at most ten seconds) until the Worker holds `n` connections
@@ -1473,4 +1501,380 @@ async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
     println!(
         "workerd cron: fired through a service binding; a panicking run rolled back and released with exit=panic; the daily run deleted 3 expired tokens and kept 2"
     );
+}
+
+// ---------------------------------------------------------------------------
+// A database that hangs or drops (issue 10, part 3)
+
+/// Settings of these tests, as the Worker's bindings (the native CLI's
+/// names): bounds short enough to test, long enough for a loaded machine.
+const TIGHT_BOUNDS: &[(&str, &str)] = &[("ACQUIRE_TIMEOUT", "1s"), ("STATEMENT_TIMEOUT", "1s")];
+
+/// How far past its bound an answer may come and still count: a
+/// correctness margin for a busy 2-core machine, not a speed target.
+const MARGIN: Duration = Duration::from_secs(8);
+
+/// `GET path` with a token, timed; the status and the JSON body. `None`
+/// when no answer came within `wait`.
+async fn timed_get(
+    workerd: &Workerd,
+    path: &str,
+    token: &str,
+    wait: Duration,
+) -> (Option<(u16, Value)>, Duration) {
+    let started = Instant::now();
+    let sent = reqwest::Client::new()
+        .get(workerd.url(path))
+        .bearer_auth(token)
+        .timeout(wait)
+        .send()
+        .await;
+    let reply = match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            let body = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("GET {path} {status}: not JSON: {text}"));
+            Some((status, body))
+        }
+        Err(error) if error.is_timeout() => None,
+        Err(error) => panic!("GET {path}: {error}"),
+    };
+    (reply, started.elapsed())
+}
+
+#[track_caller]
+fn assert_json_503_within(
+    reply: Option<(u16, Value)>,
+    took: Duration,
+    bound: Duration,
+    what: &str,
+) -> String {
+    let (status, body) =
+        reply.unwrap_or_else(|| panic!("{what}: no answer within {took:?} (bound {bound:?})"));
+    assert_eq!(status, 503, "{what}: {body}");
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not an error body: {body}"))
+        .to_owned();
+    assert!(
+        took < bound + MARGIN,
+        "{what}: answered after {took:?}, past the bound {bound:?} (+{MARGIN:?})"
+    );
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_database_that_accepts_and_never_answers_gets_a_json_503_within_the_acquire_timeout() {
+    let setup = setup();
+    // Accepts every connection and keeps it, never writing a byte.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://app:secret@127.0.0.1:{port}/app");
+    let workerd = Workerd::start_with(
+        &setup,
+        &setup.build,
+        &url,
+        Options {
+            bindings: TIGHT_BOUNDS,
+            ..Options::default()
+        },
+    )
+    .await;
+    let bound = Duration::from_secs(1);
+    for round in 0..2 {
+        let (reply, took) =
+            timed_get(&workerd, "/api/users", "any-token", Duration::from_secs(20)).await;
+        let message = assert_json_503_within(reply, took, bound, &format!("request {round}"));
+        println!("silent database, request {round}: 503 {message:?} after {took:?}");
+    }
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    // The isolate still serves what needs no database.
+    let health = reqwest::get(workerd.url("/api/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    silent.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_statement_past_the_statement_timeout_answers_503_and_its_backend_goes() {
+    let setup = setup();
+    let db = test_db().await;
+    let workerd = Workerd::start_with(
+        &setup,
+        &setup.build,
+        &db.url,
+        Options {
+            bindings: TIGHT_BOUNDS,
+            ..Options::default()
+        },
+    )
+    .await;
+    // pg_sleep(30) outside a transaction: only the client's deadline can
+    // stop it, by cancelling it on the server.
+    let (reply, took) = timed_get(
+        &workerd,
+        "/__test/sleep?seconds=30",
+        &db.token,
+        Duration::from_secs(20),
+    )
+    .await;
+    let message = assert_json_503_within(reply, took, Duration::from_secs(1), "pg_sleep(30)");
+    let gone = db.no_worker_connections_left().await;
+    println!(
+        "statement timeout 1 s: pg_sleep(30) answered 503 {message:?} after {took:?}; its backend left pg_stat_activity {gone:?} later"
+    );
+    // A statement within the bound still works, on a new connection.
+    let (reply, _) = timed_get(
+        &workerd,
+        "/__test/sleep?seconds=0.1",
+        &db.token,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(reply.map(|(status, _)| status), Some(200));
+    db.no_worker_connections_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_first_connect_that_is_refused_is_retried_and_the_request_succeeds() {
+    let setup = setup();
+    let db = test_db().await;
+    // A proxy that closes its first connection at once, then forwards.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = db.cluster.port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let proxy = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                drop(client);
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut server) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    let url = db
+        .url
+        .replace(&format!(":{upstream}/"), &format!(":{port}/"));
+    assert_ne!(url, db.url);
+    let workerd = Workerd::start(&setup, &setup.build, &url).await;
+    let api = Api::new(&workerd, &db.token);
+    let reply = api.get("/api/users", "/api/users").await;
+    let connects = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    println!(
+        "proxy refusing the first connect: the request answered {} after {connects} connect(s)",
+        reply.status
+    );
+    reply.expect(200);
+    assert!(
+        connects >= 2,
+        "{connects} connect(s): the refused one was not retried"
+    );
+    proxy.abort();
+    db.no_worker_connections_left().await;
+}
+
+// ---------------------------------------------------------------------------
+// Behind PgBouncer in transaction mode (issue 10, part 4)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn the_users_contract_passes_behind_pgbouncer_in_transaction_mode() {
+    let setup = setup();
+    let db = test_db().await;
+    let pgbouncer = db.cluster.pgbouncer().expect("pgbouncer starts");
+    let workerd = Workerd::start(&setup, &setup.build, &pgbouncer.url(&db.name)).await;
+    let api = Api::new(&workerd, &db.token);
+
+    let (created, _) = users_contract(&api, db.ada).await;
+    // Reads, writes (each a transaction with its SET LOCAL) and conflicts,
+    // 16 at a time, through the pooler.
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..120 {
+        let (api, limit, ada) = (api.clone(), limit.clone(), db.ada);
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            mixed_request_for(&api, ada, i).await
+        });
+    }
+    let mut mixed_created = 0;
+    while let Some(done) = tasks.join_next().await {
+        if done.expect("a request through PgBouncer failed") {
+            mixed_created += 1;
+        }
+    }
+    let total = api
+        .get("/api/users", "/api/users?limit=1")
+        .await
+        .expect(200);
+    assert_eq!(
+        total.body["total"],
+        1 + created + mixed_created,
+        "every 201 was kept"
+    );
+
+    let metrics = api.metrics().await;
+    let acquired = metric(
+        &metrics,
+        "service_acquisitions_total",
+        &[r#"service="Conn""#],
+    );
+    let released = metric(&metrics, "service_releases_total", &[r#"service="Conn""#]);
+    assert_eq!(acquired, released, "every Conn acquired was released");
+    assert_eq!(
+        metric(&metrics, "service_held", &[r#"service="Conn""#]),
+        0.0
+    );
+    // No transaction left open on a server connection PgBouncer pools.
+    let open = db
+        .cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state LIKE 'idle in transaction%'",
+                db.name
+            ),
+        )
+        .unwrap();
+    assert_eq!(open.trim(), "0");
+    let log = pgbouncer.log();
+    assert!(!log.contains("unsupported startup parameter"), "{log}");
+    println!(
+        "workerd behind PgBouncer (transaction mode): users contract ok, {created}+{mixed_created} users created, {acquired} connections acquired and released"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Queue events (issue 10, part 6)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
+    let (db, workerd, api) = serve_e2e_build().await;
+    // Ada's token (new), one 10 days old, three 100 days old.
+    let insert = format!(
+        "INSERT INTO api_tokens (user_id, hash, created_at) VALUES \
+         ({ada}, 'q10', now() - interval '10 days'), ({ada}, 'q100a', now() - interval '100 days'), \
+         ({ada}, 'q100b', now() - interval '100 days'), ({ada}, 'q100c', now() - interval '100 days')",
+        ada = db.ada
+    );
+    db.cluster.psql(&db.name, &insert).unwrap();
+    let tokens = |db: &TestDb| -> usize {
+        db.cluster
+            .psql(&db.name, "SELECT count(*) FROM api_tokens")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(tokens(&db), 5);
+
+    // One batch: a job that panics after deleting everything older than
+    // 5 days, one that deletes what is older than 50 days, and a body
+    // that is no job.
+    let outcome = workerd
+        .fire_queue(
+            "cloud-api-jobs",
+            json!([
+                { "id": "panics", "body": { "delete_tokens_older_than_days": 5, "panic": true } },
+                { "id": "deletes", "body": { "delete_tokens_older_than_days": 50 } },
+                { "id": "garbage", "body": { "what": "no job" } },
+            ]),
+        )
+        .await;
+    assert_eq!(outcome["outcome"], "ok", "{outcome}");
+    assert_eq!(outcome["explicitRetries"], json!(["panics"]), "{outcome}");
+    assert_eq!(
+        outcome["explicitAcks"],
+        json!(["deletes", "garbage"]),
+        "{outcome}"
+    );
+    assert_eq!(outcome["retryAll"], false, "{outcome}");
+    // The panicking job's delete rolled back; the other's committed.
+    assert_eq!(tokens(&db), 2, "the 10-day token and Ada's remain");
+
+    let metrics = api.metrics().await;
+    let tx = |exit: &str| {
+        metric(
+            &metrics,
+            "service_releases_total",
+            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
+        )
+    };
+    assert_eq!(tx("panic"), 1.0, "{metrics}");
+    assert_eq!(tx("success"), 1.0, "{metrics}");
+    for service in ["Conn", "Tx"] {
+        let label = format!("service=\"{service}\"");
+        assert_eq!(
+            metric(&metrics, "service_acquisitions_total", &[&label]),
+            2.0,
+            "{service}: one per job that ran"
+        );
+        assert_eq!(
+            metric(&metrics, "service_releases_total", &[&label]),
+            2.0,
+            "{service}: released once per job"
+        );
+    }
+    assert_eq!(request_services_held(&metrics), 0.0);
+    db.no_worker_connections_left().await;
+    // The isolate serves on, and Ada's token works.
+    api.get("/api/users", "/api/users").await.expect(200);
+    println!(
+        "workerd queue: one batch through a service binding; the panicking job rolled back and was retried, the other committed and was acked, the malformed one dropped (acked)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The request conversion (issue 14, part 6)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn handlers_see_the_whole_request_after_the_conversion() {
+    let (_db, workerd, _api) = serve_e2e_build().await;
+    let reply = reqwest::Client::new()
+        .post(workerd.url("/__test/echo?a=1&b=two"))
+        .header("x-test", "first")
+        .header("x-test", "second")
+        .body("the body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let seen: Value = reply.json().await.unwrap();
+    assert_eq!(seen["method"], "POST", "{seen}");
+    assert!(
+        seen["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/__test/echo?a=1&b=two"),
+        "{seen}"
+    );
+    assert_eq!(seen["version"], "HTTP/1.1", "{seen}");
+    // The Fetch API's `Headers` joins a repeated header into one value,
+    // as workers-rs's own conversion also hands it over.
+    assert_eq!(seen["x_test"], json!(["first, second"]), "{seen}");
+    assert_eq!(seen["body"], "the body", "{seen}");
+    assert_eq!(seen["cf"], true, "workers-rs's Cf is kept: {seen}");
+    assert_eq!(seen["signal"], true, "the AbortSignal is kept: {seen}");
 }

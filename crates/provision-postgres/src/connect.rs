@@ -45,10 +45,14 @@ pub struct Connected {
     pub(crate) client: Arc<Client>,
     pub(crate) ended: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     pub(crate) abort: Option<Abort>,
+    pub(crate) cancel: Option<Cancel>,
 }
 
 /// Cuts a connection at once (natively: aborts the task driving it).
 pub(crate) type Abort = Box<dyn FnOnce() + Send + Sync>;
+
+/// Asks the server to cancel the statement running on a connection.
+pub(crate) type Cancel = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Connected {
     /// A client whose connection is driven elsewhere; `ended` completes once
@@ -58,6 +62,7 @@ impl Connected {
             client: Arc::new(client),
             ended: Some(Box::pin(ended)),
             abort: None,
+            cancel: None,
         }
     }
 
@@ -75,6 +80,7 @@ impl Connected {
             client,
             ended: None,
             abort: None,
+            cancel: None,
         }
     }
 
@@ -85,6 +91,23 @@ impl Connected {
     /// does not always get through a pooler).
     pub fn on_abort(mut self, abort: impl FnOnce() + Send + Sync + 'static) -> Connected {
         self.abort = Some(Box::new(abort));
+        self
+    }
+
+    /// How to ask the server to cancel the statement running on this
+    /// connection when its deadline passes (a PostgreSQL cancel request
+    /// over a new socket), for a host without tokio, where the library
+    /// cannot open that socket itself: on Cloudflare Workers,
+    /// `CancelToken::cancel_query_raw` over a new `worker::Socket`. Without
+    /// it (and without tokio) a statement past its deadline is only
+    /// abandoned: the server runs it to its end, or to the `SET LOCAL`
+    /// timeout inside a transaction. The library waits for the returned
+    /// future at most the statement timeout.
+    pub fn on_cancel<F>(mut self, cancel: impl Fn() -> F + Send + Sync + 'static) -> Connected
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.cancel = Some(Box::new(move || Box::pin(cancel())));
         self
     }
 }

@@ -36,6 +36,7 @@ enum Handle {
         client: Arc<Client>,
         ended: Option<Ended>,
         abort: Option<Mutex<crate::connect::Abort>>,
+        cancel: Option<crate::connect::Cancel>,
     },
 }
 
@@ -116,6 +117,7 @@ impl PgConnection {
             client: connected.client,
             ended: connected.ended.map(Mutex::new),
             abort: connected.abort.map(Mutex::new),
+            cancel: connected.cancel,
         };
         PgConnection::with_handle(handle, limits)
     }
@@ -420,6 +422,7 @@ impl PgConnection {
                 client,
                 ended,
                 abort,
+                ..
             }) => {
                 drop(client);
                 if self.is_broken() {
@@ -457,18 +460,39 @@ impl PgConnection {
     /// not notice that until the statement ends.
     async fn cancel_running_statement(&self) {
         self.broken.store(true, Ordering::Release);
-        #[cfg(feature = "tokio")]
-        {
-            let token = self.client().cancel_token();
-            let cancel = token.cancel_query(tokio_postgres::NoTls);
-            let bound = tokio::time::timeout(self.limits.statement_timeout, cancel);
-            match bound.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "could not cancel a timed-out statement")
+        let host_cancel = match &self.handle {
+            Some(Handle::Direct {
+                cancel: Some(cancel),
+                ..
+            }) => Some(cancel()),
+            _ => None,
+        };
+        match host_cancel {
+            // The host's own cancel request (Workers), bounded the same way.
+            Some(sent) => match &self.limits.timer {
+                Some(timer) => {
+                    let bound = timer.sleep(self.limits.statement_timeout);
+                    if let Either::Right(_) = select(sent, bound).await {
+                        tracing::debug!("cancelling a timed-out statement timed out");
+                    }
                 }
-                Err(_) => tracing::debug!("cancelling a timed-out statement timed out"),
+                None => sent.await,
+            },
+            #[cfg(feature = "tokio")]
+            None => {
+                let token = self.client().cancel_token();
+                let cancel = token.cancel_query(tokio_postgres::NoTls);
+                let bound = tokio::time::timeout(self.limits.statement_timeout, cancel);
+                match bound.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "could not cancel a timed-out statement")
+                    }
+                    Err(_) => tracing::debug!("cancelling a timed-out statement timed out"),
+                }
             }
+            #[cfg(not(feature = "tokio"))]
+            None => {}
         }
     }
 }

@@ -28,13 +28,19 @@ pub enum ErrorKind {
     Invalid,
     /// A bug or a state the caller cannot fix: `500 Internal Server Error`.
     Internal,
+    /// The connection settings ask for something that cannot work here (a
+    /// TLS mode the host cannot honour, say); retrying cannot help, and the
+    /// message says what to change: `503 Service Unavailable`.
+    Misconfigured,
 }
 
 impl ErrorKind {
     /// The status a client gets for this kind of failure.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::Unavailable | ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Misconfigured => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Invalid => StatusCode::BAD_REQUEST,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +89,22 @@ impl PgError {
             transient: true,
             ..PgError::new(ErrorKind::Unavailable, message)
         }
+    }
+
+    /// Connecting cannot work with these settings (a [`Connect`](crate::Connect)
+    /// that finds the URL asks for what its host cannot do): final, never
+    /// retried; `message` says which setting to change and may be shown to
+    /// a client, so it names settings, never their values.
+    ///
+    /// ```
+    /// use provision_postgres::{ErrorKind, PgError};
+    ///
+    /// let error = PgError::misconfigured("channel_binding=require is not supported: use prefer");
+    /// assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    /// assert!(!error.is_transient());
+    /// ```
+    pub fn misconfigured(message: impl Into<Cow<'static, str>>) -> PgError {
+        PgError::new(ErrorKind::Misconfigured, message)
     }
 
     /// Classifies an error from establishing a connection: whatever went

@@ -75,6 +75,8 @@ mod panic;
 #[cfg(all(target_arch = "wasm32", feature = "postgres"))]
 pub mod postgres;
 #[cfg(target_arch = "wasm32")]
+mod request;
+#[cfg(target_arch = "wasm32")]
 mod scoped;
 #[cfg(target_arch = "wasm32")]
 mod serve;

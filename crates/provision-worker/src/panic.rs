@@ -197,7 +197,9 @@ where
     F: FnOnce(Req, Env, Context) -> Fut + 'static,
     Fut: Future<Output = worker::Result<Res>> + 'static,
 {
-    match Req::from_raw(request) {
+    // Not `Req::from_raw`: for `HttpRequest` that throws a JavaScript
+    // exception per request in local workerd (see `request.rs`).
+    match crate::request::convert::<Req>(request) {
         Ok(request) => match handler(request, env, ctx).await {
             Ok(response) => match crate::serve::into_js(response).await {
                 Ok(response) => Ok(response),
@@ -212,7 +214,6 @@ where
             }
         },
         Err(error) => {
-            let error: Box<dyn std::error::Error> = error.into();
             worker::console_error!("converting the request failed: {error}");
             raw_json_error(StatusCode::BAD_REQUEST, "the request could not be read")
         }

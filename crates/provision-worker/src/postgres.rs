@@ -9,6 +9,28 @@
 //! the registry starts (its build created a request-bound value), which is
 //! the Workers rule ("Cannot perform I/O on behalf of a different request")
 //! enforced before any request runs.
+//!
+//! [`PgTarget`] is also provision-postgres's [`Connect`](provision_postgres::Connect)
+//! on Workers: [`PgTarget::postgres`] makes a
+//! [`Postgres`](provision_postgres::Postgres) that connects each request
+//! through it, with [`WorkersTimer`] for the acquire timeout, the retry of
+//! transient connect failures and the statement deadline (whose cancel
+//! request goes out over a new socket).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use provision_postgres::PgOptions;
+//! use provision_worker::postgres::PgTarget;
+//!
+//! # fn run(env: &worker::Env) -> Result<(), provision::Error> {
+//! let database = PgTarget::from_env(env, "HYPERDRIVE", "DATABASE_URL")?.postgres(
+//!     PgOptions::default()
+//!         .acquire_timeout(Duration::from_secs(5))
+//!         .statement_timeout(Duration::from_secs(10)),
+//! );
+//! // Supply `database` to the registry; handlers ask for `PgConn` or `PgTx`.
+//! # let _ = database; Ok(()) }
+//! ```
 
 use std::cell::Cell;
 use std::future::Future;
@@ -18,6 +40,7 @@ use std::time::Duration;
 use futures_util::future::{Either, select};
 use http::StatusCode;
 use provision::{Error, RequestBound};
+use provision_postgres::{ErrorKind, PgError};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::{Client, Config, NoTls};
@@ -25,8 +48,11 @@ use worker::postgres_tls::PassthroughTls;
 use worker::send::SendFuture;
 use worker::{Env, Hyperdrive, SecureTransport, Socket};
 
+mod connect;
+mod timer;
 mod tls;
 
+pub use timer::WorkersTimer;
 pub use tls::SslMode;
 
 /// How long [`PgSession::close`] waits for the connection to shut down.
@@ -144,13 +170,21 @@ impl PgTarget {
     /// `release`. Called while an app service is built, it makes the
     /// registry refuse that service.
     pub async fn connect(&self) -> Result<RequestBound<PgSession>, Error> {
-        let session = SendFuture::new(self.open()).await?;
+        let session = SendFuture::new(self.open()).await.map_err(|error| {
+            if error.kind() == ErrorKind::Misconfigured {
+                setting_error(error.message().to_owned())
+            } else {
+                Error::new(error.message().to_owned()).with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
+        })?;
         Ok(RequestBound::new(session).named("PgSession"))
     }
 
-    async fn open(&self) -> Result<PgSession, Error> {
+    /// Opens a socket and a session, once; a failure says whether another
+    /// attempt may help ([`PgError::is_transient`]).
+    async fn open(&self) -> Result<PgSession, PgError> {
         if let Some(reason) = &self.unsupported {
-            return Err(setting_error(reason.clone()));
+            return Err(PgError::misconfigured(reason.clone()));
         }
         match self.tls {
             SslMode::Disable => self.open_plain().await,
@@ -176,7 +210,7 @@ impl PgTarget {
                     Ok(session) => Ok(session),
                     Err(TlsFailure::NotOffered(error)) => {
                         worker::console_error!("connecting to the database failed: {error:?}");
-                        Err(setting_error(format!(
+                        Err(PgError::misconfigured(format!(
                             "the database server does not offer TLS, which sslmode={} requires: \
                              turn on ssl in the server, or use sslmode=disable only for a \
                              database on a private network",
@@ -188,7 +222,7 @@ impl PgTarget {
                             "TLS to the database at {} failed: {error:?}",
                             self.host
                         );
-                        Err(setting_error(format!(
+                        Err(PgError::misconfigured(format!(
                             "the TLS handshake with the database failed (sslmode={}): on \
                              Cloudflare Workers the server's certificate must chain to a CA \
                              workerd trusts and name the host of the database URL (workerd \
@@ -203,17 +237,17 @@ impl PgTarget {
         }
     }
 
-    fn socket(&self, secure: SecureTransport) -> Result<Socket, Error> {
+    fn socket(&self, secure: SecureTransport) -> Result<Socket, PgError> {
         Socket::builder()
             .secure_transport(secure)
             .connect(self.host.clone(), self.port)
             .map_err(|e| {
                 worker::console_error!("opening a socket to the database failed: {e}");
-                unavailable("cannot reach the database")
+                PgError::transient("cannot reach the database")
             })
     }
 
-    async fn open_plain(&self) -> Result<PgSession, Error> {
+    async fn open_plain(&self) -> Result<PgSession, PgError> {
         let socket = self.socket(SecureTransport::Off)?;
         let mut config = self.config.clone();
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -223,7 +257,11 @@ impl PgTarget {
             .await
             .map_err(connect_error)?;
         drive(connection, done);
-        Ok(PgSession { client, ended })
+        Ok(PgSession {
+            client,
+            ended,
+            starttls: false,
+        })
     }
 
     /// Connects with StartTLS available; tokio-postgres asks the server
@@ -247,7 +285,11 @@ impl PgTarget {
         match config.connect_raw(socket, tls).await {
             Ok((client, connection)) => {
                 drive(connection, done);
-                Ok(PgSession { client, ended })
+                Ok(PgSession {
+                    client,
+                    ended,
+                    starttls: true,
+                })
             }
             // The server answered (a wrong password, a missing database):
             // whatever TLS did, it worked.
@@ -276,8 +318,8 @@ enum TlsFailure {
     /// the handshake (workerd refused the certificate, most often).
     Handshake(tokio_postgres::Error),
     /// Anything else (the server refused the login, the socket closed),
-    /// already logged and turned into the answer.
-    Other(Error),
+    /// already logged and classified.
+    Other(PgError),
 }
 
 /// workers-rs' [`PassthroughTls`] (the socket's `startTls()`), noting that
@@ -311,13 +353,11 @@ where
     });
 }
 
-fn connect_error(error: tokio_postgres::Error) -> Error {
+/// Logs a failed connect and classifies it: a refused login or a missing
+/// database is final, anything else (refused, reset, closed) transient.
+fn connect_error(error: tokio_postgres::Error) -> PgError {
     worker::console_error!("connecting to the database failed: {error:?}");
-    unavailable("cannot connect to the database")
-}
-
-fn unavailable(message: &'static str) -> Error {
-    Error::new(message).with_status(StatusCode::SERVICE_UNAVAILABLE)
+    PgError::from_connect(error)
 }
 
 /// A `503` caused by the connection string's TLS settings, marked so with
@@ -362,6 +402,9 @@ impl std::error::Error for TlsSettingError {}
 pub struct PgSession {
     client: Client,
     ended: futures_channel::oneshot::Receiver<()>,
+    /// Whether the socket was opened for StartTLS: a cancel request for
+    /// this session is sent the same way.
+    starttls: bool,
 }
 
 impl PgSession {

@@ -27,7 +27,7 @@ pub struct Db {
 impl Db {
     /// A handle on a database the host opened itself, instead of one built
     /// from the settings: on Cloudflare Workers, a
-    /// [`Database::Connector`] that connects each request. Supply it to the
+    /// `Database::PostgresConnector` that connects each request. Supply it to the
     /// registry (`RegistryBuilder::supply`); no migrations are run.
     pub fn from_database(database: Database, metrics: Metrics) -> Db {
         Db {
@@ -83,6 +83,10 @@ fn connects_per_request(database: &Database) -> bool {
     #[cfg(feature = "postgres")]
     if let Some(postgres) = database.postgres() {
         return postgres.mode() == PostgresMode::PerRequest;
+    }
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    if matches!(database, Database::PostgresConnector(_)) {
+        return true;
     }
     matches!(database, Database::Connector(_))
 }

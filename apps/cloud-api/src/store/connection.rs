@@ -173,6 +173,20 @@ impl Connection {
         dispatch!(self, c => c.ping().await)
     }
 
+    /// Keeps the database busy for `seconds` (`SELECT pg_sleep`), under the
+    /// statement timeout like every operation: for tests of that timeout.
+    /// `Invalid` on SQLite, which has no such function.
+    pub async fn sleep(&self, seconds: f64) -> Result<(), StoreError> {
+        match self {
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+            Connection::Postgres(c) => c.sleep(seconds).await,
+            #[cfg(feature = "sqlite")]
+            Connection::Sqlite(_) => Err(StoreError::Invalid(
+                "sleeping in the database needs PostgreSQL".into(),
+            )),
+        }
+    }
+
     /// Whether [`begin`](Self::begin) was called and the transaction is
     /// not finished yet.
     pub fn in_transaction(&self) -> bool {

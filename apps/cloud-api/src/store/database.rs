@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Connection, StoreError};
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
 use super::postgres::PgConnection;
 #[cfg(feature = "sqlite")]
 use super::sqlite::SqlitePool;
@@ -22,8 +22,11 @@ use super::sqlite::SqlitePool;
 pub use provision_postgres::Mode as PostgresMode;
 
 /// Makes one connection for the current request, for a host that connects
-/// its own way: on Cloudflare Workers, a socket per request (see
-/// `apps/cloud-api-worker`). Used through [`Database::Connector`].
+/// its own way, without provision-postgres's timeouts and retries. Used
+/// through [`Database::Connector`]. The Worker connects through
+/// provision-postgres instead (`Database::PostgresConnector`); this stays
+/// for hosts with their own connection logic (and the Workers test's
+/// negative control).
 pub trait Connect: Send + Sync + 'static {
     /// A new connection for the request being served. `Unavailable` when
     /// the database cannot be reached.
@@ -55,6 +58,13 @@ pub enum Database {
     /// A connection per request, made by the host (Cloudflare Workers).
     /// Holds no connection itself, so it may live as long as the app.
     Connector(Arc<dyn Connect>),
+    /// PostgreSQL through provision-postgres with connections the host
+    /// makes ([`Postgres::with_connector`](provision_postgres::Postgres::with_connector)):
+    /// on Cloudflare Workers, a socket per request with the native path's
+    /// acquire timeout, connect retries and statement timeout. Migrations
+    /// are applied natively, never through it.
+    #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+    PostgresConnector(provision_postgres::Postgres),
 }
 
 impl fmt::Debug for Database {
@@ -69,6 +79,11 @@ impl fmt::Debug for Database {
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => f.debug_struct("Sqlite").field("pool", pool).finish(),
             Database::Connector(_) => f.debug_struct("Connector").finish_non_exhaustive(),
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+            Database::PostgresConnector(postgres) => f
+                .debug_struct("PostgresConnector")
+                .field("postgres", postgres)
+                .finish(),
         }
     }
 }
@@ -190,6 +205,11 @@ impl Database {
             #[cfg(feature = "sqlite")]
             Database::Sqlite { pool } => Ok(Connection::Sqlite(pool.acquire().await?)),
             Database::Connector(connector) => connector.connect().await,
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+            Database::PostgresConnector(postgres) => {
+                let connection = postgres.acquire().await.map_err(super::postgres::from_pg)?;
+                Ok(Connection::Postgres(PgConnection::new(connection)))
+            }
         }
     }
 
@@ -221,6 +241,10 @@ impl Database {
                     .await
             }
             Database::Connector(_) => Err(StoreError::Internal(
+                "migrations are applied natively (`cloud-api migrate`), not from a Worker".into(),
+            )),
+            #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
+            Database::PostgresConnector(_) => Err(StoreError::Internal(
                 "migrations are applied natively (`cloud-api migrate`), not from a Worker".into(),
             )),
         }

@@ -45,6 +45,7 @@ pub(crate) fn from_pg(error: provision_postgres::PgError) -> StoreError {
         }
         ErrorKind::Conflict => StoreError::Conflict(error.message().to_owned()),
         ErrorKind::Invalid => StoreError::Invalid(error.message().to_owned()),
+        ErrorKind::Misconfigured => StoreError::Misconfigured(error.message().to_owned()),
         _ if error.message().contains("rolled back") => aborted_transaction(),
         _ => StoreError::Internal(error.message().to_owned()),
     }
@@ -168,6 +169,17 @@ impl PgConnection {
         self.run(async {
             self.client()
                 .simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(super::map_error)
+        })
+        .await
+    }
+
+    pub(crate) async fn sleep(&self, seconds: f64) -> Result<(), StoreError> {
+        self.run(async {
+            self.client()
+                .execute("SELECT pg_sleep($1)", &[&seconds])
                 .await
                 .map(drop)
                 .map_err(super::map_error)

@@ -29,7 +29,6 @@ pub(crate) mod tokens;
 pub(crate) mod users;
 
 pub use connection::PgConnection;
-#[cfg(feature = "postgres")]
 pub(crate) use connection::from_pg;
 pub use error::{map_connect_error, map_error, map_error_ref};
 

@@ -1,0 +1,32 @@
+//! [`WorkersTimer`]: provision-postgres's clock on Workers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use worker::send::SendFuture;
+
+/// provision-postgres's [`Timer`](provision_postgres::Timer) on Cloudflare
+/// Workers, where there is no tokio: a JavaScript `setTimeout`
+/// (`worker::Delay`). It bounds getting a connection (the acquire timeout),
+/// paces the retries of transient connect failures and times each
+/// statement. Each sleep belongs to the request that started it, like all
+/// I/O on Workers.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use provision_postgres::PgOptions;
+/// use provision_worker::postgres::WorkersTimer;
+///
+/// let options = PgOptions::default().timer(Arc::new(WorkersTimer));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkersTimer;
+
+impl provision_postgres::Timer for WorkersTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        // Workers runs one thread per isolate: the `Send` the trait asks
+        // for is never exercised.
+        Box::pin(SendFuture::new(worker::Delay::from(duration)))
+    }
+}
