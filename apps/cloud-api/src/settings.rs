@@ -67,6 +67,12 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+
+    /// Keeps `GET /metrics` private: a scraper must send
+    /// `Authorization: Bearer <this token>`, anyone else gets a 401.
+    /// Without it, `/metrics` is open to whoever reaches the port.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 provision::supplied!(Settings);
 
@@ -84,6 +90,7 @@ impl Settings {
             statement_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             body_limit: 64 * 1024,
+            metrics_token: None,
         }
     }
 
