@@ -226,5 +226,5 @@ fn unavailable(error: provision::Error) -> StoreError {
         // Says which setting to change: the client sees it (a 503).
         return StoreError::Misconfigured(error.to_string());
     }
-    StoreError::Unavailable(error.to_string())
+    StoreError::Unavailable(error.to_string().into())
 }

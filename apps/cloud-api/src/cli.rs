@@ -1,10 +1,58 @@
 //! The `migrate` and `token create` commands.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
 use crate::domain::NewUser;
 use crate::services::db;
-use crate::settings::Settings;
+use crate::settings::{Settings, parse_duration};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The settings of the commands that only touch the database (`migrate`,
+/// `token create`): their `--help` lists these, and a server flag
+/// (`--listen`, `--pool-size`...) is refused rather than ignored. The same
+/// names, environment variables and defaults as [`Settings`].
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL (postgres://user:password@host:port/db). Without it,
+    /// the embedded SQLite database in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL URL that migrations use, when --database-url goes through
+    /// a transaction-mode pooler (PgBouncer). Defaults to --database-url.
+    #[arg(long, env = "MIGRATIONS_DATABASE_URL", hide_env_values = true)]
+    pub migrations_database_url: Option<String>,
+
+    /// Directory of the embedded SQLite database (used when no
+    /// --database-url is given); created if missing.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Longest the command waits for a database connection, e.g. `5s`.
+    #[arg(long, env = "ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// Longest one SQL statement may run (PostgreSQL `statement_timeout`).
+    #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+}
+
+impl DatabaseArgs {
+    /// The service's settings with these database settings: the rest are
+    /// defaults, which these commands do not use. One connection is enough.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::for_database(self.database_url.clone(), self.data_dir.clone());
+        settings.migrations_database_url = self.migrations_database_url.clone();
+        settings.acquire_timeout = self.acquire_timeout;
+        settings.statement_timeout = self.statement_timeout;
+        settings.pool_size = 1;
+        settings
+    }
+}
 
 /// Applies migrations to the configured database.
 pub async fn migrate(settings: &Settings) -> Result<(), BoxError> {

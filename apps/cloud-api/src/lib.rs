@@ -18,6 +18,7 @@ compile_error!(
 );
 
 pub mod app;
+pub mod cause;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]

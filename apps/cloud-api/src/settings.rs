@@ -87,6 +87,12 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+
+    /// Keeps `GET /metrics` private: a scraper must send
+    /// `Authorization: Bearer <this token>`, anyone else gets a 401.
+    /// Without it, `/metrics` is open to whoever reaches the port.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 provision::supplied!(Settings);
 
@@ -107,6 +113,7 @@ impl Settings {
             step_timeout: Duration::from_secs(15),
             header_read_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
+            metrics_token: None,
         }
     }
 

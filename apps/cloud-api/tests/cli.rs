@@ -81,6 +81,120 @@ fn bad_settings_fail_with_a_message_and_a_non_zero_exit() {
     );
 }
 
+/// `token create` and `migrate` only touch the database: their help lists
+/// the database flags and theirs, not the server's, and they refuse a
+/// server flag rather than ignoring it.
+#[test]
+fn token_create_and_migrate_show_only_the_flags_they_use() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in [&["token", "create", "--help"][..], &["migrate", "--help"]] {
+        let out = cloud_api(command, dir.path());
+        assert!(out.status.success(), "{command:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for used in [
+            "--database-url",
+            "--migrations-database-url",
+            "--data-dir",
+            "--acquire-timeout",
+            "--statement-timeout",
+        ] {
+            assert!(
+                help.contains(used),
+                "{command:?}: `{used}` missing:\n{help}"
+            );
+        }
+        for unused in [
+            "--listen",
+            "--db-mode",
+            "--pool-size",
+            "--shutdown-grace",
+            "--body-limit",
+            "--metrics-token",
+        ] {
+            assert!(
+                !help.contains(unused),
+                "{command:?}: `{unused}` shown:\n{help}"
+            );
+        }
+    }
+    let help =
+        String::from_utf8(cloud_api(&["token", "create", "--help"], dir.path()).stdout).unwrap();
+    assert!(
+        help.contains("--email") && help.contains("--name"),
+        "{help}"
+    );
+    let out = cloud_api(
+        &[
+            "token",
+            "create",
+            "--email",
+            "a@example.com",
+            "--listen",
+            "127.0.0.1:1",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("unexpected argument '--listen'"),
+        "{stderr}"
+    );
+}
+
+/// A startup that fails on the database says why, in PostgreSQL's words:
+/// the whole chain of causes, not only the outermost step.
+#[test]
+fn a_startup_failure_prints_its_whole_cause_chain() {
+    let cluster = throwaway_postgres::shared();
+    let db = cluster.create_database().unwrap();
+    // A role that may connect but not create tables (PostgreSQL 15 took
+    // CREATE on `public` away from ordinary roles).
+    let role = format!("{db}_reader");
+    cluster
+        .psql(&db, &format!("CREATE ROLE {role} LOGIN;"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = cluster.port();
+    let cases = [
+        (
+            vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()],
+            format!("postgres://{role}@127.0.0.1:{port}/{db}"),
+            "permission denied for schema public",
+        ),
+        (
+            vec!["migrate".to_owned()],
+            format!("postgres://{role}@127.0.0.1:{port}/{db}"),
+            "permission denied for schema public",
+        ),
+        (
+            vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()],
+            format!("postgres://postgres@127.0.0.1:{port}/{db}_missing"),
+            "does not exist",
+        ),
+    ];
+    for (args, url, reason) in cases {
+        let out = Command::new(BIN)
+            .args(&args)
+            .args(["--acquire-timeout", "2s"])
+            .env("DATA_DIR", dir.path())
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let error = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            error.contains(reason),
+            "{args:?}: `{reason}` missing from:\n{stderr}"
+        );
+    }
+}
+
 /// Behind PgBouncer in transaction mode, migrations go straight to the
 /// server through their own URL, and a token is created through the pooler.
 #[test]

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p bench-runner --release            # full: writes bench/RESULTS.md, bench/results.json
 //! cargo run -p bench-runner --release -- --quick # smoke run: writes target/bench-quick/
+//! cargo run -p bench-runner --release -- --soak  # the soak (`soak.rs`, scripts/soak)
 //! ```
 //!
 //! It builds the servers (release), starts a throwaway PostgreSQL, applies
@@ -36,6 +37,7 @@ mod profile;
 mod report;
 mod servers;
 mod setup;
+mod soak;
 mod tools;
 mod worker;
 
@@ -220,6 +222,10 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--soak") {
+        return soak::main(&args[1..], started);
+    }
     if std::env::args().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
         return ExitCode::SUCCESS;

@@ -20,7 +20,9 @@
 //! * **Speed.** The data is disposable, so durability is switched off:
 //!   `initdb --no-sync`, `fsync=off`, `synchronous_commit=off`,
 //!   `full_page_writes=off`. This makes `CREATE DATABASE` and commits cheap,
-//!   which matters when hundreds of tests each create a database. The
+//!   which matters when hundreds of tests each create a database
+//!   ([`ClusterOptions::durable`] turns durability back on, for crash
+//!   tests). The
 //!   directory goes on `/dev/shm` (RAM) when it has at least 1 GiB free, which
 //!   makes `initdb` and `CREATE DATABASE` several times faster than on many CI
 //!   disks; set `THROWAWAY_PG_TMPDIR` to choose another place. Each database
@@ -171,6 +173,7 @@ pub struct ClusterOptions {
     scram_user: Option<(String, String)>,
     /// `(certificate chain, private key)`, PEM.
     ssl: Option<(String, String)>,
+    durable: bool,
 }
 
 impl Default for ClusterOptions {
@@ -179,6 +182,7 @@ impl Default for ClusterOptions {
             max_connections: 400,
             scram_user: None,
             ssl: None,
+            durable: false,
         }
     }
 }
@@ -214,6 +218,25 @@ impl ClusterOptions {
         self
     }
 
+    /// Keeps PostgreSQL's durability on (`fsync`, `synchronous_commit` and
+    /// `full_page_writes` on, `initdb` syncing its files): a commit is
+    /// acknowledged only once its WAL is flushed, so a crash
+    /// ([`Cluster::kill_server`]) loses no acknowledged commit. Off by
+    /// default, for speed: then a crash can lose the last commits.
+    ///
+    /// ```no_run
+    /// let cluster = throwaway_postgres::ClusterOptions::new().durable(true).start().unwrap();
+    /// let db = cluster.create_database().unwrap();
+    /// cluster.psql(&db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1);").unwrap();
+    /// cluster.kill_server().unwrap();
+    /// cluster.start_server().unwrap(); // crash recovery replays the WAL
+    /// assert_eq!(cluster.psql(&db, "SELECT count(*) FROM t").unwrap().trim(), "1");
+    /// ```
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
     /// Starts a cluster with these options; same as [`Cluster::start_with`].
     pub fn start(&self) -> Result<Cluster, Error> {
         Cluster::start_with(self)
@@ -243,6 +266,8 @@ pub struct Cluster {
     scram_user: Option<String>,
     /// Whether the server runs with `ssl = on`.
     ssl: bool,
+    /// Whether durability is on ([`ClusterOptions::durable`]).
+    durable: bool,
     server: Mutex<Option<Child>>,
     guardian: Mutex<Option<Child>>,
     /// Keeps the directory alive; removed explicitly in `Drop`.
@@ -252,6 +277,9 @@ pub struct Cluster {
 enum StartFailure {
     /// The server could not bind its port (someone else took it).
     PortInUse(String),
+    /// Backends of a killed server still hold its shared memory: they exit
+    /// once they notice their postmaster is gone.
+    OldBackendsAlive(String),
     Other(Error),
 }
 
@@ -306,6 +334,7 @@ impl Cluster {
             run_as,
             scram_user: options.scram_user.as_ref().map(|(n, _)| n.clone()),
             ssl: options.ssl.is_some(),
+            durable: options.durable,
             server: Mutex::new(None),
             guardian: Mutex::new(Some(guardian)),
             _dir: dir,
@@ -332,6 +361,11 @@ impl Cluster {
                     break;
                 }
                 Err(StartFailure::PortInUse(log)) => last_bind_error = log,
+                Err(StartFailure::OldBackendsAlive(log)) => {
+                    return Err(Error::new(format!(
+                        "postgres found its shared memory in use at first start; server log:\n{log}"
+                    )));
+                }
                 Err(StartFailure::Other(e)) => return Err(e),
             }
         }
@@ -505,9 +539,33 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts the server again after [`Cluster::stop_server`], on the same
-    /// port and data directory, and waits (at most 30 s) until it accepts
-    /// connections. Does nothing if it is already running.
+    /// Kills the server's postmaster with `SIGKILL`, as a crash would: no
+    /// shutdown checkpoint, and its backends are left behind until they
+    /// notice (each exits at its next wait, usually at once). The data
+    /// directory is kept; [`Cluster::start_server`] then waits for those
+    /// backends and runs PostgreSQL's crash recovery. Does nothing if the
+    /// server is already stopped.
+    pub fn kill_server(&self) -> Result<(), Error> {
+        let mut server = lock(&self.server);
+        if let Some(mut child) = server.take() {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Ok(());
+            }
+            child
+                .kill()
+                .map_err(|e| Error::new(format!("cannot kill postgres: {e}")))?;
+            child
+                .wait()
+                .map_err(|e| Error::new(format!("cannot wait for postgres to exit: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again after [`Cluster::stop_server`] or
+    /// [`Cluster::kill_server`], on the same port and data directory, and
+    /// waits (at most 30 s) until it accepts connections (after a kill:
+    /// until the old backends are gone and crash recovery is done). Does
+    /// nothing if it is already running.
     pub fn start_server(&self) -> Result<(), Error> {
         let mut server = lock(&self.server);
         if let Some(child) = server.as_mut() {
@@ -525,13 +583,20 @@ impl Cluster {
                 }
                 // The port is fixed now (clients know the URL), so wait for
                 // whoever holds it to let go.
-                Err(StartFailure::PortInUse(_)) if Instant::now() < deadline => {
+                Err(StartFailure::PortInUse(_) | StartFailure::OldBackendsAlive(_))
+                    if Instant::now() < deadline =>
+                {
                     thread::sleep(Duration::from_millis(200));
                 }
                 Err(StartFailure::PortInUse(log)) => {
                     return Err(Error::new(format!(
                         "cannot restart postgres: port {} stayed in use; server log:\n{log}",
                         self.port
+                    )));
+                }
+                Err(StartFailure::OldBackendsAlive(log)) => {
+                    return Err(Error::new(format!(
+                        "cannot restart postgres: the killed server's backends stayed alive; server log:\n{log}"
                     )));
                 }
                 Err(StartFailure::Other(e)) => return Err(e),
@@ -566,7 +631,8 @@ impl Cluster {
             .command("initdb")
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8"])
+            .args((!self.durable).then_some("--no-sync"))
             .arg("--locale=C")
             .output()
             .map_err(|e| {
@@ -651,11 +717,17 @@ impl Cluster {
             s.push(&self.root);
             s
         };
+        let durability = if self.durable { "on" } else { "off" };
+        let durability = [
+            format!("fsync={durability}"),
+            format!("synchronous_commit={durability}"),
+            format!("full_page_writes={durability}"),
+        ];
         for setting in [
             "listen_addresses=127.0.0.1",
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
+            &durability[0],
+            &durability[1],
+            &durability[2],
             "shared_buffers=128MB",
             "password_encryption=scram-sha-256",
             "logging_collector=off",
@@ -683,6 +755,9 @@ impl Cluster {
                     let tail = self.log_tail(log_start);
                     if is_bind_failure(&tail) {
                         return Err(StartFailure::PortInUse(tail));
+                    }
+                    if tail.contains("pre-existing shared memory block") {
+                        return Err(StartFailure::OldBackendsAlive(tail));
                     }
                     return Err(other(format!(
                         "postgres exited during startup ({status}); server log:\n{tail}"

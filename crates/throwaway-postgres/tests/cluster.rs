@@ -339,3 +339,67 @@ fn guardian_cleans_up_after_abort() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A durable cluster keeps every committed row across a `SIGKILL` of its
+/// postmaster, with a backend still busy at the time: the restart waits
+/// for that backend to go and runs crash recovery.
+#[test]
+fn a_durable_cluster_keeps_commits_across_a_kill() {
+    let cluster = ClusterOptions::new().durable(true).start().unwrap();
+    let db = cluster.create_database().unwrap();
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        let value = cluster.psql(&db, &format!("SHOW {setting}")).unwrap();
+        assert_eq!(value.trim(), "on", "{setting}");
+    }
+    cluster
+        .psql(
+            &db,
+            "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 1000);",
+        )
+        .unwrap();
+    // A backend busy in a statement when the postmaster dies.
+    let mut busy = Command::new(cluster.psql_path())
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(cluster.port().to_string())
+        .args(["-d", &db, "-c", "SELECT pg_sleep(60)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .psql(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+        )
+        .unwrap()
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "psql never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    cluster.kill_server().unwrap();
+    assert!(!cluster.is_running());
+    cluster.start_server().unwrap();
+
+    let count = cluster.psql(&db, "SELECT count(*) FROM t").unwrap();
+    assert_eq!(count.trim(), "1000");
+    assert!(
+        cluster
+            .server_log()
+            .contains("database system was interrupted")
+            || cluster.server_log().contains("was not properly shut down"),
+        "{}",
+        cluster.server_log()
+    );
+    let _ = busy.wait();
+}
+
+#[test]
+fn a_default_cluster_trades_durability_for_speed() {
+    let cluster = shared();
+    let value = cluster.psql("postgres", "SHOW synchronous_commit").unwrap();
+    assert_eq!(value.trim(), "off");
+}

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use cloud_api::cli::DatabaseArgs;
 use cloud_api::settings::Settings;
 
 /// The reference service of provision: users, organisations, scopes and
@@ -23,7 +24,7 @@ enum Command {
     /// Serve the HTTP API (the default).
     Serve(Settings),
     /// Apply database migrations and exit.
-    Migrate(Settings),
+    Migrate(DatabaseArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -45,7 +46,7 @@ struct CreateToken {
     #[arg(long)]
     name: Option<String>,
     #[command(flatten)]
-    settings: Settings,
+    database: DatabaseArgs,
 }
 
 fn main() -> ExitCode {
@@ -67,17 +68,19 @@ fn main() -> ExitCode {
             Some(Command::Serve(settings)) => {
                 cloud_api::server::serve(settings, cloud_api::server::signal()).await
             }
-            Some(Command::Migrate(settings)) => cloud_api::cli::migrate(&settings).await,
+            Some(Command::Migrate(database)) => cloud_api::cli::migrate(&database.settings()).await,
             Some(Command::Token(TokenCommand::Create(args))) => {
-                cloud_api::cli::create_token(&args.settings, &args.email, args.name.as_deref())
-                    .await
+                let settings = args.database.settings();
+                cloud_api::cli::create_token(&settings, &args.email, args.name.as_deref()).await
             }
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // The whole chain: the step that failed, and what the database
+            // (or the system) said about it.
+            eprintln!("error: {}", cloud_api::cause::chain(&*e));
             ExitCode::FAILURE
         }
     }

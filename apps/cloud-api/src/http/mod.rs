@@ -61,9 +61,14 @@ pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit));
+    // A private `/metrics` (`--metrics-token`) asks for a bearer token of
+    // its own, not an API token: a scraper is not a user.
+    let metrics_token = registry
+        .app::<crate::settings::Settings>()
+        .and_then(|settings| settings.metrics_token.clone());
     Router::new()
         .route("/metrics", get(observe::metrics))
-        .with_state(metrics.clone())
+        .with_state(observe::MetricsPage::new(metrics.clone(), metrics_token))
         .merge(api)
         // One stack, so axum wraps each route once for both (every
         // `Router::layer` call clones and boxes each route's service again

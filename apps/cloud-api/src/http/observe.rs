@@ -49,12 +49,66 @@ pub async fn observe(State(metrics): State<Metrics>, request: Request, next: Nex
     response
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub async fn metrics(State(metrics): State<Metrics>) -> Response {
-    let mut response = metrics.encode().into_response();
+/// What `GET /metrics` serves, and the token it asks for, if any.
+#[derive(Clone)]
+pub struct MetricsPage {
+    metrics: Metrics,
+    /// SHA-256 of `--metrics-token`: comparing digests takes the same time
+    /// whatever a wrong token shares with the right one.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl MetricsPage {
+    /// The page of `metrics`, private to holders of `token` if given.
+    pub fn new(metrics: Metrics, token: Option<String>) -> MetricsPage {
+        MetricsPage {
+            metrics,
+            token_digest: token.map(|t| digest(t.as_bytes())),
+        }
+    }
+
+    fn admits(&self, headers: &http::HeaderMap) -> bool {
+        let Some(expected) = &self.token_digest else {
+            return true;
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(token) => {
+                let got = digest(token.as_bytes());
+                got.iter().zip(expected).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+            }
+            None => false,
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// `GET /metrics`: prometheus-client writes the OpenMetrics text format
+/// (`_total` counters, a closing `# EOF`), so that is the content type.
+pub async fn metrics(State(page): State<MetricsPage>, headers: http::HeaderMap) -> Response {
+    if !page.admits(&headers) {
+        let mut response = super::ApiError::new(
+            http::StatusCode::UNAUTHORIZED,
+            "metrics need the bearer token set with --metrics-token",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        return response;
+    }
+    let mut response = page.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
 }

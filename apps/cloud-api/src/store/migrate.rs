@@ -35,7 +35,7 @@ pub async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Result<(),
         .run_async(client)
         .await
         .map(drop)
-        .map_err(|e| migration_error(&e));
+        .map_err(migration_error);
     let unlocked = client
         .query_typed(
             "SELECT pg_advisory_unlock($1)",
@@ -52,22 +52,24 @@ pub fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), StoreError>
     sqlite_migrations::migrations::runner()
         .run(conn)
         .map(drop)
-        .map_err(|e| migration_error(&e))
+        .map_err(migration_error)
 }
 
-/// Refinery's message names the migration and the driver's error, which is
-/// fine for startup logs; a lost connection is still reported as
-/// `Unavailable` so a supervisor can tell "retry later" from "broken".
-fn migration_error(e: &refinery::Error) -> StoreError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+/// Refinery's message names the migration; the driver's error, with the
+/// server's reason (a missing privilege, a conflicting table), is kept as
+/// the source for the startup failure to print. A lost connection is still
+/// reported as `Unavailable` so a supervisor can tell "retry later" from
+/// "broken".
+fn migration_error(e: refinery::Error) -> StoreError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(inner) = source {
         #[cfg(feature = "postgres")]
         if let Some(pg) = inner.downcast_ref::<tokio_postgres::Error>()
             && let mapped @ StoreError::Unavailable(_) = super::postgres::map_error_ref(pg)
         {
-            return mapped;
+            return mapped.caused_by(e);
         }
         source = inner.source();
     }
-    StoreError::Internal(format!("migration failed: {e}"))
+    StoreError::Internal(format!("migration failed: {e}").into()).caused_by(e)
 }

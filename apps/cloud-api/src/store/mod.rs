@@ -9,6 +9,7 @@ mod error;
 mod migrate;
 #[cfg(any(feature = "postgres", feature = "postgres-wasm"))]
 pub mod postgres;
+mod reason;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "postgres")]
@@ -25,3 +26,4 @@ pub use error::StoreError;
 pub use migrate::migrate_postgres;
 #[cfg(feature = "sqlite")]
 pub use migrate::migrate_sqlite;
+pub use reason::Reason;

@@ -29,26 +29,30 @@ pub struct PgConnection {
 /// name the table of a unique violation); otherwise by its kind.
 pub(crate) fn from_pg(error: provision_postgres::PgError) -> StoreError {
     use provision_postgres::ErrorKind;
-    if let Some(driver) = std::error::Error::source(&error)
+    let mapped = if let Some(driver) = std::error::Error::source(&error)
         .and_then(|source| source.downcast_ref::<tokio_postgres::Error>())
     {
-        return match map_error_ref(driver) {
+        match map_error_ref(driver) {
             StoreError::Internal(_) if error.kind() == ErrorKind::Unavailable => {
-                StoreError::Unavailable(error.message().to_owned())
+                StoreError::Unavailable(error.message().into())
             }
             mapped => mapped,
-        };
-    }
-    match error.kind() {
-        ErrorKind::Unavailable | ErrorKind::Timeout => {
-            StoreError::Unavailable(error.message().to_owned())
         }
-        ErrorKind::Conflict => StoreError::Conflict(error.message().to_owned()),
-        ErrorKind::Invalid => StoreError::Invalid(error.message().to_owned()),
-        ErrorKind::Misconfigured => StoreError::Misconfigured(error.message().to_owned()),
-        _ if error.message().contains("rolled back") => aborted_transaction(),
-        _ => StoreError::Internal(error.message().to_owned()),
-    }
+    } else {
+        match error.kind() {
+            ErrorKind::Unavailable | ErrorKind::Timeout => {
+                StoreError::Unavailable(error.message().into())
+            }
+            ErrorKind::Conflict => StoreError::Conflict(error.message().to_owned()),
+            ErrorKind::Invalid => StoreError::Invalid(error.message().to_owned()),
+            ErrorKind::Misconfigured => StoreError::Misconfigured(error.message().to_owned()),
+            _ if error.message().contains("rolled back") => aborted_transaction(),
+            _ => StoreError::Internal(error.message().into()),
+        }
+    };
+    // The driver's reason (a refused password, a missing database) goes to
+    // the logs with it.
+    mapped.caused_by(error)
 }
 
 impl PgConnection {

@@ -2,7 +2,9 @@
 //!
 //! The server's message text is never copied: it can quote values from
 //! other rows (`Key (email)=(...) already exists`). Only the SQLSTATE and,
-//! for unique violations, the table name are used.
+//! for unique violations, the table name are used. The driver's error is
+//! kept as the `source` of an `Unavailable` or `Internal` error, for logs
+//! and startup failures: there it is what an operator needs to know.
 
 use std::error::Error as _;
 
@@ -12,10 +14,10 @@ use crate::store::error::{StoreError, unique_violation};
 
 /// Maps an error from a query on an established connection.
 pub fn map_error(e: tokio_postgres::Error) -> StoreError {
-    map_error_ref(&e)
+    map_error_ref(&e).caused_by(e)
 }
 
-/// Like [`map_error`], borrowing.
+/// Like [`map_error`], borrowing, so without the driver's error as source.
 pub fn map_error_ref(e: &tokio_postgres::Error) -> StoreError {
     if e.is_closed() {
         return StoreError::Unavailable("the database connection was lost".into());
@@ -26,7 +28,7 @@ pub fn map_error_ref(e: &tokio_postgres::Error) -> StoreError {
     if is_io_error(e) {
         return StoreError::Unavailable("cannot reach the database".into());
     }
-    StoreError::Internal(format!("database client error: {e}"))
+    StoreError::Internal(format!("database client error: {e}").into())
 }
 
 /// Maps an error from establishing a connection: whatever went wrong (refused,
@@ -62,7 +64,7 @@ fn map_sqlstate(code: &SqlState, table: Option<&str>) -> StoreError {
         ("08" | "57" | "53" | "28", _) | (_, "3D000") => {
             StoreError::Unavailable("the database is unavailable".into())
         }
-        _ => StoreError::Internal(format!("database error (SQLSTATE {code})")),
+        _ => StoreError::Internal(format!("database error (SQLSTATE {code})").into()),
     }
 }
 

@@ -42,7 +42,7 @@ use crate::store::StoreError;
 /// code mismatch, not the client's fault).
 pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, name: &str) -> Result<T, StoreError> {
     row.try_get(name)
-        .map_err(|_| StoreError::Internal(format!("cannot decode column {name}")))
+        .map_err(|_| StoreError::Internal(format!("cannot decode column {name}").into()))
 }
 
 pub(crate) fn role_col(row: &Row, name: &str) -> Result<Role, StoreError> {

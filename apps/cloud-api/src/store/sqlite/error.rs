@@ -9,7 +9,7 @@ use crate::store::error::{StoreError, unique_violation};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        map_error(&e)
+        map_error(&e).caused_by(e)
     }
 }
 
@@ -37,7 +37,7 @@ pub fn map_error(e: &rusqlite::Error) -> StoreError {
             | ErrorCode::OutOfMemory => {
                 StoreError::Unavailable("the database is unavailable".into())
             }
-            code => StoreError::Internal(format!("sqlite error ({code:?})")),
+            code => StoreError::Internal(format!("sqlite error ({code:?})").into()),
         },
         _ => StoreError::Internal("sqlite client error".into()),
     }

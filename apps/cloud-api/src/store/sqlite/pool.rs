@@ -44,19 +44,25 @@ impl SqlitePool {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot create the database directory {}: {e}",
-                    parent.display()
-                ))
+                StoreError::Unavailable(
+                    format!(
+                        "cannot create the database directory {}: {e}",
+                        parent.display()
+                    )
+                    .into(),
+                )
             })?;
         }
         let mut conn = open_connection(&path)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
-                "SQLite refused WAL mode (got {mode}); use a file path, not an in-memory database"
-            )));
+            return Err(StoreError::Internal(
+                format!(
+                    "SQLite refused WAL mode (got {mode}); use a file path, not an in-memory database"
+                )
+                .into(),
+            ));
         }
         migrate_sqlite(&mut conn)?;
         let pool = SqlitePool {
