@@ -2,14 +2,13 @@
 //! transaction state and its statement deadline.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, ToStatement};
 
@@ -183,10 +182,9 @@ impl PgConnection {
         let Some(timer) = &self.limits.timer else {
             return Ok(work.await);
         };
-        let deadline = timer.sleep(self.limits.statement_timeout);
-        match select(pin!(work), deadline).await {
-            Either::Left((outcome, _)) => Ok(outcome),
-            Either::Right(((), _)) => {
+        match crate::timer::within(&**timer, self.limits.statement_timeout, work).await {
+            Some(outcome) => Ok(outcome),
+            None => {
                 self.cancel_running_statement().await;
                 let error = PgError::statement_timeout();
                 self.record_failure(&error);
