@@ -5,7 +5,7 @@ use axum::Router;
 use provision::{Registry, RegistryBuilder};
 
 use crate::metrics::Metrics;
-use crate::services::{Authenticated, BearerToken, Conn, Db, Tx};
+use crate::services::{Authenticated, Authorization, BearerToken, Conn, Db, Tx};
 use crate::settings::Settings;
 
 /// The services, registered but not built: tests add overrides (a counting
@@ -26,6 +26,7 @@ pub fn services(settings: Settings, metrics: Metrics) -> RegistryBuilder {
         .register::<Db>()
         .register::<Conn>()
         .register::<Tx>()
+        .register::<Authorization>()
         .register::<BearerToken>()
         .register::<Authenticated>()
 }

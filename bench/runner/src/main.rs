@@ -69,6 +69,8 @@ pub struct Plan {
     pub only_load: bool,
     /// Only the connections per 4xx (no micro, load, ceiling or Worker).
     pub only_bad_input: bool,
+    /// Only the instructions per request under callgrind.
+    pub only_callgrind: bool,
     /// Some of the matrix was narrowed from the command line.
     pub custom: bool,
 }
@@ -91,6 +93,7 @@ impl Plan {
             skip_worker: false,
             only_load: false,
             only_bad_input: false,
+            only_callgrind: false,
             custom: false,
         }
     }
@@ -135,6 +138,7 @@ usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-w
   For investigating one cell (writes target/bench-custom/ unless --out):
   --only-load        only the HTTP load (no micro, connection cost, ceiling)
   --only-bad-input   only the connections per 4xx (bad input, per-request mode)
+  --only-callgrind   only the instructions per request (callgrind, pool mode)
   --mode M           pool or per-request (repeatable)
   --endpoint E       health, users-list, user-get or user-create (repeatable)
   --concurrency C    wrk connections (repeatable)
@@ -161,6 +165,12 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
             "--only-load" => plan.only_load = true,
             "--only-bad-input" => {
                 plan.only_bad_input = true;
+                plan.skip_micro = true;
+                plan.skip_worker = true;
+                plan.custom = true;
+            }
+            "--only-callgrind" => {
+                plan.only_callgrind = true;
                 plan.skip_micro = true;
                 plan.skip_worker = true;
                 plan.custom = true;
@@ -314,6 +324,11 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
 
     if plan.only_bad_input {
         report.bad_input = Some(badinput::run(&env, &root, &tmp, &plan, started).await?);
+        return finish(report, env, &root, tmp, out, started, measure_started);
+    }
+    if plan.only_callgrind {
+        say(started, "instructions per request: callgrind, pool mode");
+        report.profile = Some(profile::run(&env, &root, &plan, started).await);
         return finish(report, env, &root, tmp, out, started, measure_started);
     }
 

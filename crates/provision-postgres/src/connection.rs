@@ -2,14 +2,13 @@
 //! transaction state and its statement deadline.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, ToStatement};
 
@@ -212,13 +211,12 @@ impl PgConnection {
             in_flight.done();
             return Ok(outcome);
         };
-        let deadline = timer.sleep(self.limits.statement_timeout);
-        match select(pin!(work), deadline).await {
-            Either::Left((outcome, _)) => {
+        match crate::timer::within(&**timer, self.limits.statement_timeout, work).await {
+            Some(outcome) => {
                 in_flight.done();
                 Ok(outcome)
             }
-            Either::Right(((), _)) => {
+            None => {
                 // Cancelled below, and the connection marked broken.
                 in_flight.done();
                 self.cancel_running_statement().await;
@@ -471,8 +469,8 @@ impl PgConnection {
             // The host's own cancel request (Workers), bounded the same way.
             Some(sent) => match &self.limits.timer {
                 Some(timer) => {
-                    let bound = timer.sleep(self.limits.statement_timeout);
-                    if let Either::Right(_) = select(sent, bound).await {
+                    let bound = self.limits.statement_timeout;
+                    if crate::timer::within(&**timer, bound, sent).await.is_none() {
                         tracing::debug!("cancelling a timed-out statement timed out");
                     }
                 }

@@ -77,7 +77,9 @@ impl PgOptions {
 
     /// How long getting a connection may take in all: waiting for a free
     /// pooled one, connecting (TCP and the startup handshake), and retrying
-    /// transient failures. Past it, a `503`.
+    /// transient failures. Past it, a `503`. Counted from the first moment
+    /// the lease has to wait: one that completes at once (an idle pooled
+    /// connection) starts no timer.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self

@@ -11,10 +11,7 @@
 //! succeeds a moment later.
 
 use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
-
-use futures_util::future::{Either, select};
 
 use crate::{ErrorKind, PgError, Timer};
 
@@ -58,9 +55,9 @@ where
     let Some(timer) = timer else {
         return attempts.await;
     };
-    match select(pin!(attempts), timer.sleep(budget)).await {
-        Either::Left((outcome, _)) => outcome,
-        Either::Right(((), _)) => Err(PgError::new(
+    match crate::timer::within(timer, budget, attempts).await {
+        Some(outcome) => outcome,
+        None => Err(PgError::new(
             ErrorKind::Timeout,
             "timed out connecting to the database",
         )),
@@ -151,6 +148,39 @@ mod tests {
             .await;
         assert!(!result.unwrap_err().is_transient());
         assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    /// A timer that counts the sleeps asked of it (tokio's underneath).
+    struct Counting(AtomicU32);
+
+    impl Timer for Counting {
+        fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(tokio::time::sleep(duration))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_ready_at_once_starts_no_timer() {
+        // A lease from a pool with an idle connection: the common case,
+        // on every request.
+        let timer = Counting(AtomicU32::new(0));
+        let result = with_backoff(Some(&timer), Duration::from_secs(5), || async { Ok(7) }).await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(timer.0.load(Ordering::SeqCst), 0, "no sleep was made");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_is_cut_at_the_budget_by_any_timer() {
+        let timer = Counting(AtomicU32::new(0));
+        let started = tokio::time::Instant::now();
+        let result: Result<(), _> = with_backoff(Some(&timer), Duration::from_millis(300), || {
+            std::future::pending()
+        })
+        .await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert_eq!(timer.0.load(Ordering::SeqCst), 1, "one sleep: the budget");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 /// Sleeps for a while. The library uses it for three bounds: the acquire
@@ -28,6 +29,13 @@ use std::time::Duration;
 pub trait Timer: Send + Sync + 'static {
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Whether this is [`TokioTimer`], whose sleep the library then keeps
+    /// inline instead of boxing one per statement.
+    #[doc(hidden)]
+    fn is_tokio(&self) -> bool {
+        false
+    }
 }
 
 /// tokio's timer (feature `tokio`, the default).
@@ -40,4 +48,56 @@ impl Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration))
     }
+
+    fn is_tokio(&self) -> bool {
+        true
+    }
+}
+
+/// Runs `work` bounded by `limit` on `timer`: its output, or `None` if the
+/// limit passed first.
+///
+/// The bound starts when `work` first has to wait, and no sleep is made
+/// for work that finishes in its first poll (a lease from a pool with an
+/// idle connection): a timer costs an allocation, a clock read and a
+/// timer-wheel entry, on every request. Work that completes in one poll
+/// cannot overrun a bound anyway, since nothing else runs meanwhile.
+pub(crate) async fn within<T>(
+    timer: &dyn Timer,
+    limit: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    #[cfg(feature = "tokio")]
+    if timer.is_tokio() {
+        let mut sleep = std::pin::pin!(None::<tokio::time::Sleep>);
+        return std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            if sleep.is_none() {
+                sleep.set(Some(tokio::time::sleep(limit)));
+            }
+            match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+    }
+    let mut sleep: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match sleep
+            .get_or_insert_with(|| timer.sleep(limit))
+            .as_mut()
+            .poll(cx)
+        {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }

@@ -91,7 +91,7 @@ fn resolve_boxed<T: Provide>(
 ) -> Pin<Box<dyn Future<Output = Result<Dep<T>, Rejection>> + Send>> {
     Box::pin(async move {
         scope
-            .resolve::<T>()
+            .resolve_uncached::<T>()
             .await
             .map_err(|e| Rejection::new(crate::short_type_name::<T>(), e))
     })

@@ -94,7 +94,7 @@ impl<T: Provide> Lazy<T> {
         if let Some(dep) = self.scope.cached::<T>() {
             return Ok(dep);
         }
-        self.scope.resolve::<T>().await
+        self.scope.resolve_uncached::<T>().await
     }
 
     /// Whether the service has been built in this request already (always

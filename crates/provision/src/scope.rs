@@ -160,6 +160,18 @@ impl RequestScope {
         }
     }
 
+    /// As [`resolve`](Self::resolve), for a caller that has just found no
+    /// memoised value ([`cached`](Self::cached) said `None`): skips looking
+    /// again before building. The build itself still finds a value another
+    /// task finished meanwhile.
+    pub(crate) async fn resolve_uncached<T: Provide>(&self) -> Result<Dep<T>, Error> {
+        match <T::Lifetime as Lifetime>::KIND {
+            LifetimeKind::App => self.inner.registry.resolve_app::<T>().await,
+            LifetimeKind::Request => self.build_shared::<T>().await,
+            LifetimeKind::Transient => self.build_transient::<T>().await,
+        }
+    }
+
     /// A handle that builds service `T` in this scope when it is first
     /// used ([`Lazy::get`](crate::Lazy::get)), not now.
     pub fn lazy<T: Provide>(&self) -> crate::Lazy<T> {
@@ -281,12 +293,20 @@ impl RequestScope {
         if self.inner.settled.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let acquired = self.inner.store.snapshot();
+        // Only what was acquired before settling began is settled, newest
+        // first; the store is append-only until it closes, so indices stay
+        // put and no copy of the list is needed.
+        let acquired = self.inner.store.acquired_len();
         let mut first_error = None;
+        let store = &self.inner.store;
         let settle_all = async {
             let mut exit = exit;
-            for (info, value) in acquired.iter().rev() {
-                let step = crate::catch_unwind::CatchUnwind::new((info.settle)(value, exit));
+            for index in (0..acquired).rev() {
+                let Some((info, value)) = store.acquired_at(index) else {
+                    // Closed meanwhile: release has taken over.
+                    break;
+                };
+                let step = crate::catch_unwind::CatchUnwind::new((info.settle)(&value, exit));
                 let bounds = self.inner.registry.step_bounds();
                 let error = match crate::step_bound::bounded(bounds, info, step).await {
                     Ok(Ok(Ok(()))) => continue,

@@ -298,15 +298,19 @@ impl Store {
         true
     }
 
-    /// The acquired values, newest last, without closing the store (for
-    /// `settle`).
-    pub(crate) fn snapshot(&self) -> Vec<(&'static ServiceInfo, AnyArc)> {
+    /// How many values have been acquired so far. Acquisitions are only
+    /// ever appended until the store closes, so index `i < len` keeps
+    /// naming the same value: `settle` walks them by index instead of
+    /// copying the list (an allocation per request).
+    pub(crate) fn acquired_len(&self) -> usize {
+        self.lock().acquired.len()
+    }
+
+    /// The `index`th acquired value, oldest first, if the store still holds
+    /// it (`None` once the store has closed and handed its values over).
+    pub(crate) fn acquired_at(&self, index: usize) -> Option<(&'static ServiceInfo, AnyArc)> {
         let state = self.lock();
-        state
-            .acquired
-            .iter()
-            .map(|a| (a.info, a.value.clone()))
-            .collect()
+        state.acquired.get(index).map(|a| (a.info, a.value.clone()))
     }
 
     /// Closes the store: nothing more can be built in it. Returns what must be
@@ -362,6 +366,15 @@ impl State {
     /// uniquely owned again), leaving the slots of builds still running:
     /// their builders find them to hand their waiters the outcome.
     fn take_ready(&mut self) -> Vec<(TypeId, Slot)> {
+        if !self
+            .slots
+            .iter()
+            .any(|(_, slot)| matches!(slot, Slot::Building { .. }))
+        {
+            // The usual case, no build in flight: the whole list goes, and
+            // partitioning it would allocate a new one.
+            return std::mem::take(&mut self.slots);
+        }
         let (building, ready) = std::mem::take(&mut self.slots)
             .into_iter()
             .partition(|(_, slot)| matches!(slot, Slot::Building { .. }));

@@ -2,10 +2,11 @@
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
-use provision::{Dep, Lazy, Rejection};
+use provision::integration::ScopeControl;
+use provision::{Dep, Lazy, Rejection, RequestScope};
 
 use super::ApiError;
-use crate::services::{Authenticated, BearerToken};
+use crate::services::{Authenticated, Authorization, BearerToken};
 
 /// The caller of a protected route.
 ///
@@ -33,6 +34,14 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let scope = RequestScope::from_request_parts(parts, state).await?;
+        // The one header the token is read from, handed over while the
+        // request's headers are at hand: the value shares the request's
+        // bytes, where a `RequestHead` would copy the whole head.
+        if !scope.contains::<Authorization>() {
+            let header = parts.headers.get(http::header::AUTHORIZATION).cloned();
+            scope.seed(Authorization(header));
+        }
         Dep::<BearerToken>::from_request_parts(parts, state).await?;
         Ok(SignedIn(
             Lazy::<Authenticated>::from_request_parts(parts, state).await?,

@@ -1,11 +1,11 @@
 //! [`Authenticated`]: who is calling, from the bearer token.
 
 use http::StatusCode;
-use provision::{Dep, Error, Provide, Request, RequestHead};
+use provision::{Dep, Error, Provide, Request};
 
 use crate::domain::{Caller, User};
 
-use super::{Conn, store_error};
+use super::{Authorization, Conn, store_error};
 
 /// The bearer token of this request, checked for shape only. Separate from
 /// [`Authenticated`] so that a request without a usable token is refused
@@ -21,10 +21,10 @@ impl BearerToken {
 
 impl Provide for BearerToken {
     type Lifetime = Request;
-    type Deps = (RequestHead,);
+    type Deps = (Authorization,);
 
-    async fn build((head,): (Dep<RequestHead>,)) -> Result<Self, Error> {
-        bearer_token(&head).map(|t| BearerToken(t.to_owned()))
+    async fn build((header,): (Dep<Authorization>,)) -> Result<Self, Error> {
+        bearer_token(&header).map(|t| BearerToken(t.to_owned()))
     }
 }
 
@@ -58,13 +58,10 @@ impl Provide for Authenticated {
     }
 }
 
-fn bearer_token(head: &RequestHead) -> Result<&str, Error> {
-    let value = head
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
-        })?;
+fn bearer_token(header: &Authorization) -> Result<&str, Error> {
+    let value = header.0.as_ref().ok_or_else(|| {
+        unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+    })?;
     let value = value
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not valid text"))?;

@@ -7,6 +7,7 @@
 //! | [`Db`] | app | the pool, the per-request connect config, or SQLite |
 //! | [`Conn`] | request | one connection, leased or opened on first use |
 //! | [`Tx`] | request | a write transaction on that connection |
+//! | [`Authorization`] | request | the `Authorization` header (seeded by `SignedIn`) |
 //! | [`BearerToken`] | request | the request's token, checked for shape |
 //! | [`Authenticated`] | request | the caller behind the bearer token |
 //!
@@ -15,11 +16,13 @@
 //! nothing and opens no connection.
 
 mod authenticated;
+mod authorization;
 mod conn;
 pub(crate) mod db;
 mod tx;
 
 pub use authenticated::{Authenticated, BearerToken};
+pub use authorization::Authorization;
 pub use conn::Conn;
 pub use db::Db;
 pub use tx::Tx;
