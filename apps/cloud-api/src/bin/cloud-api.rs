@@ -49,7 +49,7 @@ struct CreateToken {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
+    let log = init_tracing();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,6 +74,10 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Every line logged (the runtime's last tasks' too) reaches stderr
+    // before the error below, and before the process exits.
+    drop(runtime);
+    drop(log);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -83,21 +87,41 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), e.g.
-/// `RUST_LOG=info,provision=debug` to see every acquire and release.
-fn init_tracing() {
+/// Logs to stderr; `RUST_LOG` filters (default `info`: the access log, a
+/// line per request), e.g. `RUST_LOG=info,provision=debug` to see every
+/// acquire and release.
+///
+/// The request path never waits for stderr (a terminal or a pipe can take
+/// longer than the request itself): a line is formatted on the request's
+/// thread and handed to a writer thread (`tracing_appender::non_blocking`),
+/// which writes through a 64 KiB buffer flushed whenever it has nothing
+/// more to write, so under load many lines leave in one `write(2)` and at
+/// rest each leaves at once. Lossless, not lossy: if 128,000 lines are
+/// waiting, the logging thread waits too instead of dropping lines, so the
+/// access log stays complete (and a server that outruns its log for that
+/// long is slowed to the log's pace, as it was before). The returned guard
+/// writes what is left when dropped: keep it until exit.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("cloud-api-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(writer)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .with(filter)
         .init();
+    guard
 }
