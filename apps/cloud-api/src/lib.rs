@@ -22,6 +22,8 @@ pub mod app;
 pub mod cli;
 pub mod domain;
 pub mod http;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod log_writer;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

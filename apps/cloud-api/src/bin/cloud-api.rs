@@ -93,28 +93,17 @@ fn main() -> ExitCode {
 ///
 /// The request path never waits for stderr (a terminal or a pipe can take
 /// longer than the request itself): a line is formatted on the request's
-/// thread and handed to a writer thread (`tracing_appender::non_blocking`),
-/// which writes through a 64 KiB buffer flushed whenever it has nothing
-/// more to write, so under load many lines leave in one `write(2)` and at
-/// rest each leaves at once. Lossless, not lossy: if 128,000 lines are
-/// waiting, the logging thread waits too instead of dropping lines, so the
-/// access log stays complete (and a server that outruns its log for that
-/// long is slowed to the log's pace, as it was before). The returned guard
-/// writes what is left when dropped: keep it until exit.
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+/// thread and handed to a writer thread that writes the lines gathered in
+/// one `write(2)`, without dropping any (`cloud_api::log_writer`). The
+/// returned guard writes what is left when dropped: keep it until exit.
+fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("cloud-api-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = cloud_api::log_writer::LogWriter::new(std::io::stderr());
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
