@@ -107,7 +107,12 @@ class Api extends HttpApi.make("cloud-api").add(SystemApi).add(UsersApi) {}
 class Database extends Context.Tag("Database")() {}
 
 // Pool mode: one process-wide pool; each request leases one connection.
-const PoolLive = Layer.scoped(PgClient.PgClient, PgClient.make({ ...pgOptions, maxConnections: settings.poolSize }))
+// Idle connections are kept, as the Rust servers' pools keep them (pg's
+// default would close them after 10 s).
+const PoolLive = Layer.scoped(
+  PgClient.PgClient,
+  PgClient.make({ ...pgOptions, maxConnections: settings.poolSize, idleTimeout: Duration.hours(1) })
+)
 const DatabaseFromPool = Layer.scoped(Database, Effect.flatMap(PgClient.PgClient, (client) => client.reserve))
 
 // Per-request mode: the source document's DatabaseLive, a client made for
@@ -319,8 +324,16 @@ const SystemLive = HttpApiBuilder.group(Api, "system", (handlers) =>
   handlers.handle("health", () => Effect.succeed({ status: "ok" }))
 )
 
+// Uninterruptible: a request whose client has gone finishes, as in the
+// Rust servers, instead of being interrupted. Interrupted, @effect/sql-pg
+// cancels the running statement with `pg_cancel_backend` over a connection
+// of the same pool: when every connection is held by an interrupted request
+// (wrk closing 32 connections at the end of a run), the cancels wait for a
+// connection forever, and the server answers no database request again
+// (seen in pool mode on the first bench run; bench/README.md).
+const whole = { uninterruptible: true }
 const UsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
-  handlers.handle("list", list).handle("get", get).handleRaw("create", create)
+  handlers.handle("list", list, whole).handle("get", get, whole).handleRaw("create", create, whole)
 )
 
 // ---------------------------------------------------------------- the server
