@@ -45,7 +45,7 @@ fn escape(text: &str) -> String {
 
 /// A "nice" upper bound for the axis: 1, 2 or 5 times a power of ten.
 fn nice_max(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || v.is_infinite() {
         return 1.0;
     }
     let power = 10f64.powf(v.log10().floor());
@@ -187,13 +187,13 @@ fn draw_panel(s: &mut String, panel: &Panel, ox: f64, oy: f64, series: &[(&str, 
     );
 }
 
-fn runs_of<'a>(
-    runs: &'a [Run],
+fn runs_of(
+    runs: &[Run],
     kind: Kind,
     mode: Mode,
     endpoint: Endpoint,
     concurrency: u32,
-) -> Vec<&'a Run> {
+) -> Vec<&Run> {
     let mut v: Vec<&Run> = runs
         .iter()
         .filter(|r| {
@@ -251,37 +251,59 @@ pub fn write(
         .collect();
     let mut written = Vec::new();
 
-    // Throughput ratio per cell.
+    // Throughput ratio per cell: provision ÷ baseline and, on a scale of
+    // its own (an order of magnitude apart), provision ÷ Effect.
     let mut ratio_series = vec![("provision ÷ baseline", SERIES[1].1)];
     if has_effect {
         ratio_series.push(("provision ÷ Effect", SERIES[2].1));
     }
-    let panels: Vec<Panel> = modes
+    let cells: Vec<(Endpoint, u32)> = endpoints
         .iter()
-        .map(|&mode| Panel {
-            title: format!("{mode} mode"),
+        .flat_map(|&e| concurrency.iter().map(move |&c| (e, c)))
+        .collect();
+    let mut panels = Vec::new();
+    for &mode in modes {
+        let of = |k, endpoint, c| runs_of(runs, k, mode, endpoint, c);
+        panels.push(Panel {
+            title: format!("provision ÷ baseline, {mode} mode"),
             unit: "ratio of requests/s (median)",
             reference: Some(1.0),
-            groups: endpoints
+            groups: cells
                 .iter()
-                .flat_map(|&e| concurrency.iter().map(move |&c| (e, c)))
-                .map(|(endpoint, c)| {
-                    let of = |k| runs_of(runs, k, mode, endpoint, c);
-                    let (b, p, e) = (of(Kind::Baseline), of(Kind::Provision), of(Kind::Effect));
-                    let mut values = vec![rps_ratio(&p, &b)];
-                    if has_effect {
-                        values.push(rps_ratio(&p, &e));
-                    }
-                    Group {
-                        label: format!("{} c={c}", short(endpoint)),
-                        values,
-                    }
+                .map(|&(endpoint, c)| Group {
+                    label: format!("{} c={c}", short(endpoint)),
+                    values: vec![rps_ratio(
+                        &of(Kind::Provision, endpoint, c),
+                        &of(Kind::Baseline, endpoint, c),
+                    )],
                 })
                 .collect(),
-        })
-        .collect();
+        });
+        if has_effect {
+            panels.push(Panel {
+                title: format!("provision ÷ Effect, {mode} mode"),
+                unit: "ratio of requests/s (median)",
+                reference: Some(1.0),
+                groups: cells
+                    .iter()
+                    .map(|&(endpoint, c)| {
+                        let e = of(Kind::Effect, endpoint, c);
+                        // Provision's runs of the rounds Effect ran in.
+                        let p: Vec<&Run> = of(Kind::Provision, endpoint, c)
+                            .into_iter()
+                            .filter(|p| e.iter().any(|e| e.round == p.round))
+                            .collect();
+                        Group {
+                            label: format!("{} c={c}", short(endpoint)),
+                            values: vec![None, rps_ratio(&p, &e)],
+                        }
+                    })
+                    .collect(),
+            });
+        }
+    }
     let ratio_svg = svg(
-        "Throughput: provision ÷ baseline and provision ÷ Effect, per cell (dashed: 1.0)",
+        "Throughput ratio per cell (dashed: 1.0)",
         &ratio_series,
         &panels,
     );
@@ -294,7 +316,8 @@ pub fn write(
         .get(concurrency.len() / 2)
         .copied()
         .unwrap_or(32);
-    let percentiles: [(&str, fn(&Run) -> f64); 4] = [
+    type Of = fn(&Run) -> f64;
+    let percentiles: [(&str, Of); 4] = [
         ("p50", |r| r.p50_us),
         ("p90", |r| r.p90_us),
         ("p99", |r| r.p99_us),

@@ -1,6 +1,7 @@
 //! HTTP load: wrk against each server, alternating baseline, provision
-//! and (every `plan.effect_every`-th round) the Effect server round by round, with connection counts from the servers' metrics and
-//! from PostgreSQL, and each server's peak memory.
+//! and (every `plan.effect_every`-th round) the Effect server round by
+//! round, with connection counts from the servers' metrics and from
+//! PostgreSQL, and each server's peak memory.
 
 use std::fmt;
 use std::path::Path;
@@ -180,6 +181,9 @@ pub async fn run(
             false => Some(crate::effect::start(root, tmp, mode, &env.url).await?),
             true => None,
         };
+        if let Some(effect) = &effect {
+            crate::effect::warm_up(env, root, plan, effect, started).await?;
+        }
         let idle = [baseline.memory_kib().0, provision.memory_kib().0];
         let effect_idle = effect.as_ref().map_or(0, |e| e.memory_kib().0);
         if mode == Mode::Pool {

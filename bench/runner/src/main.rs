@@ -74,7 +74,7 @@ pub struct Plan {
     pub skip_effect: bool,
     /// The Effect server runs in every n-th alternation (rounds 0, n, 2n
     /// ...), paired with provision's run of the same round: the full run
-    /// stays within its 25 minutes.
+    /// stays within its 25 minutes and `--quick` within 4.
     pub effect_every: usize,
     /// Only the HTTP load (no micro, connection cost or ceiling).
     pub only_load: bool,
@@ -119,7 +119,6 @@ impl Plan {
             conn_iters: 100,
             bad_input_requests: 20,
             micro_times: (0.3, 0.7),
-            effect_every: 1,
             ..Plan::full()
         }
     }
@@ -137,9 +136,9 @@ const USAGE: &str = "\
 usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--skip-effect] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
 
-  (no flag)          the full benchmark (about 17 minutes on 2 cores); writes
+  (no flag)          the full benchmark (about 23 minutes on 2 cores); writes
                      bench/RESULTS.md and bench/results.json
-  --quick            a smoke run (under 3 minutes): one concurrency (32), two
+  --quick            a smoke run (under 4 minutes): one concurrency (32), two
                      alternations, 1 s runs; the Worker: health and users
                      list, one run each; writes target/bench-quick/
   --skip-micro       leave out the criterion microbenchmarks

@@ -540,13 +540,6 @@ impl Report {
                 met: Some(ratio >= 0.90 && d.access_lines >= d.measured_requests),
             });
         }
-        if let Some(line) = crate::effect::summary(&crate::effect::cells(&self.runs), &self.rss) {
-            targets.push(Target {
-                target: "the source documents' own stack (Effect HttpApi + @effect/sql-pg on Node.js), same contract and SQL, in the same run: reported, not a target".into(),
-                measured: line,
-                met: None,
-            });
-        }
         if let Some(rows) = &self.bad_input {
             let provision: Vec<_> = rows
                 .iter()
