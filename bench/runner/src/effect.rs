@@ -10,8 +10,7 @@
 //!   `package-lock.json` into `bench/effect/node_modules` (skipped when that
 //!   lockfile is already what is installed).
 //! * Serve: `node bench/effect/server.mjs` with the same flags, database,
-//!   pool size and mode as the Rust servers; then one unrecorded run of
-//!   every endpoint, for V8's compiler (`warm_up`).
+//!   pool size and mode as the Rust servers.
 //! * Measure: in `load::run`, a third server in the alternations
 //!   (baseline, provision, Effect, ...; every second alternation, to stay
 //!   within 25 minutes, `--quick` within 4), the same wrk runs; the report
@@ -27,8 +26,7 @@ use serde::Serialize;
 
 use crate::load::{Contract, Endpoint, Memory, Run};
 use crate::servers::{Kind, Mode, POOL_SIZE, Server, free_port};
-use crate::setup::Env;
-use crate::{BoxError, Plan, say};
+use crate::{BoxError, say};
 
 /// The Effect server's directory, from the workspace root.
 pub const DIR: &str = "bench/effect";
@@ -140,27 +138,6 @@ pub async fn start(root: &Path, tmp: &Path, mode: Mode, url: &str) -> Result<Ser
         .current_dir(root.join(DIR))
         .env("NODE_ENV", "production");
     Server::launch(Kind::Effect, mode, port, command, log).await
-}
-
-/// Runs every endpoint of the plan once against the freshly started
-/// Effect server, unrecorded: V8 compiles Effect's code as it runs, and a
-/// 1 s warm-up before a cell's first run is far from enough for it (its
-/// first runs measured several times slower than the next). The users it
-/// creates are removed again.
-pub async fn warm_up(
-    env: &Env,
-    root: &Path,
-    plan: &Plan,
-    server: &Server,
-    started: Instant,
-) -> Result<(), BoxError> {
-    let concurrency = plan.concurrency.iter().copied().max().unwrap_or(32);
-    for &endpoint in &plan.endpoints {
-        let run = crate::load::measure(env, root, plan, server, endpoint, concurrency, 99).await?;
-        say(started, format!("warm-up   {}", run.summary()));
-    }
-    env.reset_users().await?;
-    Ok(())
 }
 
 /// provision ÷ Effect in one (mode, endpoint, concurrency) cell.

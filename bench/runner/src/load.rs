@@ -181,9 +181,6 @@ pub async fn run(
             false => Some(crate::effect::start(root, tmp, mode, &env.url).await?),
             true => None,
         };
-        if let Some(effect) = &effect {
-            crate::effect::warm_up(env, root, plan, effect, started).await?;
-        }
         let idle = [baseline.memory_kib().0, provision.memory_kib().0];
         let effect_idle = effect.as_ref().map_or(0, |e| e.memory_kib().0);
         if mode == Mode::Pool {
