@@ -25,6 +25,8 @@ pub mod cli;
 pub mod deadline;
 pub mod domain;
 pub mod http;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod log_writer;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

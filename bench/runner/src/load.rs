@@ -1,6 +1,7 @@
-//! HTTP load: wrk against each server, alternating baseline and provision
-//! round by round, with connection counts from the servers' metrics and
-//! from PostgreSQL, and each server's peak memory.
+//! HTTP load: wrk against each server, alternating baseline, provision
+//! and (every `plan.effect_every`-th round) the Effect server round by
+//! round, with connection counts from the servers' metrics and from
+//! PostgreSQL, and each server's peak memory.
 
 use std::fmt;
 use std::path::Path;
@@ -154,6 +155,8 @@ pub struct Contract {
 
 pub struct LoadResult {
     pub contract: Contract,
+    /// The same check, baseline against the Effect server.
+    pub effect_contract: Option<Contract>,
     pub runs: Vec<Run>,
     pub memory: Vec<Memory>,
 }
@@ -169,10 +172,17 @@ pub async fn run(
     let mut runs = Vec::new();
     let mut memory = Vec::new();
     let mut contract = Contract::default();
+    let mut effect_contract = None;
     for &mode in &plan.modes {
         let baseline = Server::start(root, tmp, Kind::Baseline, mode, &env.url).await?;
         let provision = Server::start(root, tmp, Kind::Provision, mode, &env.url).await?;
+        // The source documents' own stack, in the same alternations.
+        let effect = match plan.skip_effect {
+            false => Some(crate::effect::start(root, tmp, mode, &env.url).await?),
+            true => None,
+        };
         let idle = [baseline.memory_kib().0, provision.memory_kib().0];
+        let effect_idle = effect.as_ref().map_or(0, |e| e.memory_kib().0);
         if mode == Mode::Pool {
             contract = check_contract(env, &baseline, &provision).await?;
             say(
@@ -185,12 +195,32 @@ pub async fn run(
             for difference in &contract.differences {
                 eprintln!("  difference: {difference}");
             }
+            if let Some(effect) = &effect {
+                let checked = check_contract(env, &baseline, effect).await?;
+                say(
+                    started,
+                    format!(
+                        "contract check, Effect: {}/{} answers identical",
+                        checked.identical, checked.checks
+                    ),
+                );
+                for difference in &checked.differences {
+                    eprintln!("  difference: {difference}");
+                }
+                effect_contract = Some(checked);
+            }
             env.reset_users().await?;
         }
         for &endpoint in &plan.endpoints {
             for &concurrency in &plan.concurrency {
                 for round in 0..plan.rounds {
-                    for server in [&baseline, &provision] {
+                    let effect = effect
+                        .as_ref()
+                        .filter(|_| round.is_multiple_of(plan.effect_every.max(1)));
+                    for server in [Some(&baseline), Some(&provision), effect]
+                        .into_iter()
+                        .flatten()
+                    {
                         let run =
                             measure(env, root, plan, server, endpoint, concurrency, round).await?;
                         say(started, run.summary());
@@ -202,7 +232,11 @@ pub async fn run(
                 }
             }
         }
-        for (server, idle) in [(&baseline, idle[0]), (&provision, idle[1])] {
+        let effect_memory = effect.as_ref().map(|e| (e, effect_idle));
+        for (server, idle) in [(&baseline, idle[0]), (&provision, idle[1])]
+            .into_iter()
+            .chain(effect_memory)
+        {
             memory.push(Memory {
                 server: server.kind,
                 mode,
@@ -220,9 +254,13 @@ pub async fn run(
         }
         baseline.stop().await?;
         provision.stop().await?;
+        if let Some(effect) = effect {
+            effect.stop().await?;
+        }
     }
     Ok(LoadResult {
         contract,
+        effect_contract,
         runs,
         memory,
     })
@@ -416,12 +454,13 @@ pub async fn measure(
     })
 }
 
-/// Sends the same requests to both servers and compares status, content
-/// type and body (for a created user: everything but the id and time).
+/// Sends the same requests to the baseline and to `other` (provision or
+/// the Effect server) and compares status, content type and body (for a
+/// created user: everything but the id and time).
 async fn check_contract(
     env: &Env,
     baseline: &Server,
-    provision: &Server,
+    other: &Server,
 ) -> Result<Contract, BoxError> {
     let bearer = format!("Bearer {}", env.token);
     let auth: &[(&str, &str)] = &[("Authorization", bearer.as_str())];
@@ -522,24 +561,31 @@ async fn check_contract(
     let mut contract = Contract::default();
     for (name, method, path, headers, body) in &cases {
         let b = crate::http::request(baseline.port, method, path, headers, body.as_deref()).await?;
-        let p =
-            crate::http::request(provision.port, method, path, headers, body.as_deref()).await?;
+        let p = crate::http::request(other.port, method, path, headers, body.as_deref()).await?;
         contract.checks += 1;
         if (b.status, &b.content_type, &b.body) == (p.status, &p.content_type, &p.body) {
             contract.identical += 1;
         } else {
             contract.differences.push(format!(
-                "{name} ({method} {path}): baseline {} {} {:?}, provision {} {} {:?}",
-                b.status, b.content_type, b.body, p.status, p.content_type, p.body
+                "{name} ({method} {path}): baseline {} {} {:?}, {} {} {} {:?}",
+                b.status,
+                b.content_type,
+                b.body,
+                other.kind.label(),
+                p.status,
+                p.content_type,
+                p.body
             ));
         }
     }
     // Creating: the same answer but for the id and the time.
     let mut created = Vec::new();
-    for (server, email) in [
-        (baseline, "contract-b@bench.example"),
-        (provision, "contract-p@bench.example"),
-    ] {
+    // Unique per check: the baseline creates one user per check.
+    let (baseline_email, other_email) = (
+        format!("contract-baseline-{}@bench.example", other.kind.label()),
+        format!("contract-{}@bench.example", other.kind.label()),
+    );
+    for (server, email) in [(baseline, &baseline_email), (other, &other_email)] {
         let body = format!("{{\"name\":\"Contract\",\"email\":\"{email}\"}}");
         let r =
             crate::http::request(server.port, "POST", "/api/users", json_auth, Some(&body)).await?;
@@ -555,8 +601,10 @@ async fn check_contract(
         contract.identical += 1;
     } else {
         contract.differences.push(format!(
-            "create: baseline {:?}, provision {:?}",
-            created[0], created[1]
+            "create: baseline {:?}, {} {:?}",
+            created[0],
+            other.kind.label(),
+            created[1]
         ));
     }
     Ok(contract)

@@ -15,20 +15,27 @@
 //! 2. the cost of a new PostgreSQL connection, trust and SCRAM;
 //! 3. the database's ceiling: pgbench running each endpoint's SQL;
 //! 4. HTTP load with wrk over loopback: cloud-api (provision) against
-//!    bench-baseline (hand-written axum), pool and per-request modes, four
-//!    endpoints, three concurrencies, alternating the servers round by
-//!    round;
+//!    bench-baseline (hand-written axum) and the source documents' own
+//!    stack (`bench/effect`, Effect on Node.js, `effect.rs`), pool and
+//!    per-request modes, four endpoints, three concurrencies, alternating
+//!    the servers round by round; then the default configuration
+//!    (`cloud-api serve` as a new user runs it, logs on, against logging
+//!    off: `defaults.rs`);
 //! 5. the Worker build of cloud-api (`apps/cloud-api-worker`, built by
 //!    `scripts/build-worker`) served by workerd on loopback against the same
 //!    database: health and users with the same wrk method, compared with
 //!    the native server in per-request mode (`worker.rs`).
 //!
 //! Performance is only ever reported, never asserted: targets are marked met
-//! or missed in the report.
+//! or missed in the report, and charts drawn from the run (`charts.rs`) are
+//! written beside it.
 
 mod badinput;
 mod ceiling;
+mod charts;
 mod conncost;
+mod defaults;
+mod effect;
 mod http;
 mod load;
 mod machine;
@@ -65,6 +72,12 @@ pub struct Plan {
     pub skip_micro: bool,
     /// Leave out the Worker build in workerd.
     pub skip_worker: bool,
+    /// Leave out the Effect server (and its npm install).
+    pub skip_effect: bool,
+    /// The Effect server runs in every n-th alternation (rounds 0, n, 2n
+    /// ...), paired with provision's run of the same round: the full run
+    /// stays within its 25 minutes and `--quick` within 4.
+    pub effect_every: usize,
     /// Only the HTTP load (no micro, connection cost or ceiling).
     pub only_load: bool,
     /// Only the connections per 4xx (no micro, load, ceiling or Worker).
@@ -91,6 +104,8 @@ impl Plan {
             micro_times: (1.0, 3.0),
             skip_micro: false,
             skip_worker: false,
+            skip_effect: false,
+            effect_every: 2,
             only_load: false,
             only_bad_input: false,
             only_callgrind: false,
@@ -123,16 +138,17 @@ pub fn workspace_root() -> PathBuf {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "\
-usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--out DIR]
+usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--skip-effect] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
 
-  (no flag)          the full benchmark (about 17 minutes on 2 cores); writes
+  (no flag)          the full benchmark (about 23 minutes on 2 cores); writes
                      bench/RESULTS.md and bench/results.json
-  --quick            a smoke run (under 3 minutes): one concurrency (32), two
+  --quick            a smoke run (under 4 minutes): one concurrency (32), two
                      alternations, 1 s runs; the Worker: health and users
                      list, one run each; writes target/bench-quick/
   --skip-micro       leave out the criterion microbenchmarks
   --skip-worker      leave out the Worker build in workerd (not built either)
+  --skip-effect      leave out the Effect server (bench/effect; no npm ci either)
   --out DIR          write RESULTS.md and results.json to DIR instead
 
   For investigating one cell (writes target/bench-custom/ unless --out):
@@ -162,11 +178,13 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
             "--quick" => {}
             "--skip-micro" => plan.skip_micro = true,
             "--skip-worker" => plan.skip_worker = true,
+            "--skip-effect" => plan.skip_effect = true,
             "--only-load" => plan.only_load = true,
             "--only-bad-input" => {
                 plan.only_bad_input = true;
                 plan.skip_micro = true;
                 plan.skip_worker = true;
+                plan.skip_effect = true;
                 plan.custom = true;
             }
             "--only-callgrind" => {
@@ -306,6 +324,9 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     } else {
         Some(worker::build(&root, started)?)
     };
+    if !plan.skip_effect {
+        report.effect_install = Some(effect::install(&root, started)?);
+    }
     report.wall.build_s = build_started.elapsed().as_secs_f64();
     let measure_started = Instant::now();
     report.priority = tools::raise_priority();
@@ -350,8 +371,17 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     );
     let load = load::run(&env, &root, &tmp, &plan, started).await?;
     report.contract = load.contract.clone();
+    report.effect_contract = load.effect_contract.clone();
     report.runs = load.runs;
     report.rss = load.memory;
+
+    if !plan.custom {
+        say(
+            started,
+            "the default configuration: cloud-api serve at its defaults vs logging off, health, c = 32",
+        );
+        report.defaults = Some(defaults::run(&env, &root, &tmp, &plan, started).await?);
+    }
 
     if !plan.only_load {
         say(
@@ -394,6 +424,13 @@ fn finish(
     let _ = std::fs::remove_dir_all(&tmp);
 
     std::fs::create_dir_all(&out)?;
+    report.charts = charts::write(
+        &out.join("charts"),
+        &report.runs,
+        &report.plan.modes,
+        &report.plan.endpoints,
+        &report.plan.concurrency,
+    )?;
     let (markdown, json) = report.render();
     std::fs::write(out.join("RESULTS.md"), markdown)?;
     std::fs::write(out.join("results.json"), json)?;

@@ -53,6 +53,14 @@ pub struct Report {
     pub runs: Vec<Run>,
     pub rss: Vec<Memory>,
     pub worker: Worker,
+    /// The Effect server's install (`None`: `--skip-effect`).
+    pub effect_install: Option<crate::effect::Install>,
+    /// The contract check, baseline against the Effect server.
+    pub effect_contract: Option<Contract>,
+    /// The default-configuration cell (`None`: not run).
+    pub defaults: Option<crate::defaults::Defaults>,
+    /// The charts written beside the report (`charts/<name>`).
+    pub charts: Vec<String>,
 }
 
 /// One (mode, endpoint, concurrency) cell, both servers, all rounds.
@@ -103,7 +111,8 @@ struct Target {
     met: Option<bool>,
 }
 
-fn median(values: &[f64]) -> f64 {
+/// The median (NaN for none).
+pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -227,6 +236,10 @@ impl Report {
             runs: Vec::new(),
             rss: Vec::new(),
             worker: Worker::not_run("not run"),
+            effect_install: None,
+            effect_contract: None,
+            defaults: None,
+            charts: Vec::new(),
         }
     }
 
@@ -512,6 +525,21 @@ impl Report {
                 }))
             },
         });
+        if let Some(d) = &self.defaults {
+            let ratio = d.ratio(|r| r.rps);
+            targets.push(Target {
+                target: format!(
+                    "the default configuration (`cloud-api serve`, no RUST_LOG: an access log line per request) within 10 % of the same server with logging off: health, c = {}, median rps ratio >= 0.90",
+                    crate::defaults::CONCURRENCY
+                ),
+                measured: format!(
+                    "{ratio:.3} (CPU per request ratio {:.3}); {} access log lines written",
+                    d.ratio(|r| r.cpu_us_per_request),
+                    d.access_lines
+                ),
+                met: Some(ratio >= 0.90 && d.access_lines >= d.measured_requests),
+            });
+        }
         if let Some(rows) = &self.bad_input {
             let provision: Vec<_> = rows
                 .iter()
@@ -567,6 +595,13 @@ impl Report {
             "connections_per_4xx": self.bad_input,
             "micro": self.micro,
             "callgrind": self.profile,
+            "default_configuration": self.defaults,
+            "effect": {
+                "install": self.effect_install,
+                "contract": self.effect_contract,
+                "cells": crate::effect::cells(&self.runs),
+            },
+            "charts": self.charts,
             "worker": {
                 "status": self.worker.status,
                 "reason": self.worker.reason,
@@ -606,6 +641,18 @@ impl Report {
             for mode in Mode::ALL {
                 commands.push(servers::command_line(kind, mode));
             }
+        }
+        if self.effect_install.is_some() {
+            commands.push(format!(
+                "cd {} && npm ci --ignore-scripts --no-audit --no-fund",
+                crate::effect::DIR
+            ));
+            for mode in Mode::ALL {
+                commands.push(crate::effect::command_line(mode));
+            }
+        }
+        if let Some(d) = &self.defaults {
+            commands.extend(d.commands.iter().cloned());
         }
         commands.push(format!(
             "wrk -t<min(C,2)> -c<C> -d{}s --timeout 10s -s bench/wrk/get.lua http://127.0.0.1:PORT/api/users?limit=10 -- <token>   (after a {} s warm-up run; post_user.lua for POST)",
@@ -1064,6 +1111,26 @@ impl Report {
             }
         }
 
+        if !self.charts.is_empty() {
+            let _ = writeln!(md, "## Charts\n");
+            let _ = writeln!(
+                md,
+                "Drawn by the runner from this run's figures (`bench/runner/src/charts.rs`).\n"
+            );
+            for chart in &self.charts {
+                let _ = writeln!(md, "![{chart}](charts/{chart})\n");
+            }
+        }
+        if let Some(d) = &self.defaults {
+            crate::defaults::markdown(&mut md, d);
+        }
+        crate::effect::markdown(
+            &mut md,
+            self.effect_install.as_ref(),
+            &crate::effect::cells(&self.runs),
+            &self.rss,
+            self.effect_contract.as_ref(),
+        );
         self.worker_markdown(&mut md, worker_cells);
 
         let _ = writeln!(md, "## Exact commands\n");

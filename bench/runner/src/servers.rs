@@ -48,6 +48,9 @@ pub enum Kind {
     /// `cloud-api-worker`: the same service built for Cloudflare Workers
     /// (wasm32), served by workerd.
     Worker,
+    /// `bench/effect`: the same contract with Effect's HttpApi and
+    /// `@effect/sql-pg` on Node.js (started by `crate::effect`).
+    Effect,
 }
 
 impl Kind {
@@ -56,6 +59,7 @@ impl Kind {
             Kind::Baseline => "baseline",
             Kind::Provision => "provision",
             Kind::Worker => "worker",
+            Kind::Effect => "effect",
         }
     }
 
@@ -64,6 +68,7 @@ impl Kind {
             Kind::Baseline => "bench-baseline",
             Kind::Provision => "cloud-api",
             Kind::Worker => "workerd",
+            Kind::Effect => "node",
         }
     }
 
@@ -74,6 +79,7 @@ impl Kind {
             Kind::Provision => "cloud-api",
             // Set by `provision_worker::postgres` when the URL names none.
             Kind::Worker => "cloud-api-worker",
+            Kind::Effect => "bench-effect",
         }
     }
 }

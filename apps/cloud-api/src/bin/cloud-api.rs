@@ -50,7 +50,7 @@ struct CreateToken {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
+    let log = init_tracing();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,6 +75,10 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Every line logged (the runtime's last tasks' too) reaches stderr
+    // before the error below, and before the process exits.
+    drop(runtime);
+    drop(log);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -86,21 +90,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), e.g.
-/// `RUST_LOG=info,provision=debug` to see every acquire and release.
-fn init_tracing() {
+/// Logs to stderr; `RUST_LOG` filters (default `info`: the access log, a
+/// line per request), e.g. `RUST_LOG=info,provision=debug` to see every
+/// acquire and release.
+///
+/// The request path never waits for stderr (a terminal or a pipe can take
+/// longer than the request itself): a line is formatted on the request's
+/// thread and handed to a writer thread that writes the lines gathered in
+/// one `write(2)`, without dropping any (`cloud_api::log_writer`). The
+/// returned guard writes what is left when dropped: keep it until exit.
+fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let (writer, guard) = cloud_api::log_writer::LogWriter::new(std::io::stderr());
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(writer)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .with(filter)
         .init();
+    guard
 }
