@@ -63,7 +63,7 @@ pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
-pub use spawn::spawn;
+pub use spawn::{spawn, spawn_scoped};
 
 // The project README's Rust examples, compiled as doctests of this crate
 // (the one that has provision, axum and this layer together), so that the

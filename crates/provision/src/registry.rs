@@ -94,6 +94,8 @@ struct Known {
 
 #[derive(Default)]
 struct Shutdown {
+    /// Jobs waiting to be cut when shutdown begins (`job.rs`).
+    begun_waiters: WaitList,
     scope_waiters: WaitList,
     done: bool,
     done_waiters: WaitList,
@@ -235,6 +237,8 @@ impl Registry {
             self.wait_shutdown_done().await;
             return;
         }
+        let begun = std::mem::take(&mut self.lock_shutdown().begun_waiters);
+        begun.wake_all();
         poll_fn(|cx| {
             let mut shutdown = self.lock_shutdown();
             if self.inner.open_scopes.load(Ordering::SeqCst) == 0 {
@@ -265,6 +269,22 @@ impl Registry {
             .clear();
         let acquired = self.inner.app_store.close();
         release_all(acquired, Exit::Shutdown, self.observer()).await;
+    }
+
+    /// Resolves once [`shutdown`](Registry::shutdown) has begun. Either
+    /// this sees the flag, or the shutdown (which sets it before taking the
+    /// lock) sees the waker registered under the lock.
+    pub(crate) async fn shutdown_begun(&self) {
+        poll_fn(|cx| {
+            let mut shutdown = self.lock_shutdown();
+            if self.is_shutting_down() {
+                Poll::Ready(())
+            } else {
+                shutdown.begun_waiters.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     async fn wait_shutdown_done(&self) {
