@@ -22,6 +22,7 @@ pub mod app;
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

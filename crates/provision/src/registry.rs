@@ -271,10 +271,12 @@ impl Registry {
         release_all(acquired, Exit::Shutdown, self.observer()).await;
     }
 
-    /// Resolves once [`shutdown`](Registry::shutdown) has begun. Either
-    /// this sees the flag, or the shutdown (which sets it before taking the
-    /// lock) sees the waker registered under the lock.
-    pub(crate) async fn shutdown_begun(&self) {
+    /// Resolves once [`shutdown`](Registry::shutdown) has begun: for a
+    /// loop that starts jobs (a periodic job stops starting runs), and for
+    /// [`Job`](crate::Job), which cuts a running job then.
+    pub async fn shutdown_begun(&self) {
+        // Either this sees the flag, or the shutdown (which sets it before
+        // taking the lock) sees the waker registered under the lock.
         poll_fn(|cx| {
             let mut shutdown = self.lock_shutdown();
             if self.is_shutting_down() {
