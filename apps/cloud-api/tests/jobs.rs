@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use cloud_api::jobs::expire_tokens::{NAME, expire_tokens};
 use cloud_api::jobs::periodic::{Retry, run_with_retry, spawn_periodic};
-use cloud_api::metrics::Metrics;
 use cloud_api::services::Tx;
 use support::{Backend, TestApp};
 use tokio::sync::{Notify, oneshot};
@@ -51,20 +50,6 @@ async fn tokens(db: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
-/// `Tx` values released with `exit`, as the service's own metrics
-/// (`/metrics`) count them: jobs count in the same metrics as requests.
-fn tx_releases(metrics: &Metrics, exit: &str) -> u64 {
-    let exit = format!("exit=\"{exit}\"");
-    metrics
-        .encode()
-        .lines()
-        .filter(|l| {
-            l.starts_with("service_releases") && l.contains("service=\"Tx\"") && l.contains(&exit)
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
-}
-
 #[tokio::test]
 async fn the_expiry_job_commits_its_delete_in_a_scope_of_its_own() {
     let app = TestApp::start(Backend::PostgresPool).await;
@@ -77,7 +62,7 @@ async fn the_expiry_job_commits_its_delete_in_a_scope_of_its_own() {
     assert_eq!(tokens(&db).await, 1);
     app.get("/api/users", &[], Some(&old)).await.expect(401);
     app.get("/api/users", &[], Some(&fresh)).await.expect(200);
-    assert_eq!(tx_releases(&app.metrics, "success"), 1);
+    assert_eq!(support::tx_releases(&app.metrics, "success"), 1);
     app.stop().await;
 }
 
@@ -150,8 +135,8 @@ async fn a_transient_failure_is_retried_in_a_fresh_scope_and_then_commits() {
     assert_eq!(tokens(&db).await, 1);
     // The failed attempt's transaction was released with its failure, the
     // retry's with success: two scopes.
-    assert_eq!(tx_releases(&app.metrics, "failure"), 1);
-    assert_eq!(tx_releases(&app.metrics, "success"), 1);
+    assert_eq!(support::tx_releases(&app.metrics, "failure"), 1);
+    assert_eq!(support::tx_releases(&app.metrics, "success"), 1);
     assert_eq!(app.registry.probe().releases::<Tx>(), 2);
     app.stop().await;
 }
@@ -198,7 +183,7 @@ async fn a_run_in_progress_at_shutdown_is_cut_rolled_back_and_released() {
         .expect("the job loop ends at shutdown")
         .unwrap();
     assert_eq!(tokens(&db).await, 2, "the cut run's delete was rolled back");
-    assert_eq!(tx_releases(&metrics, "shutdown"), 1);
+    assert_eq!(support::tx_releases(&metrics, "shutdown"), 1);
     assert_eq!(registry.probe().acquires::<Tx>(), 1);
     assert_eq!(registry.probe().releases::<Tx>(), 1);
 }

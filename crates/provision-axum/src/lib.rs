@@ -55,12 +55,14 @@
 
 mod background;
 mod body;
+mod disconnect;
 mod future;
 mod layer;
 mod spawn;
 
 pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
+pub use disconnect::{Finish, FinishFuture, FinishOutcomes, FinishService};
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::{spawn, spawn_scoped};

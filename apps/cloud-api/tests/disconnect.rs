@@ -1,0 +1,197 @@
+//! A route's disconnect policy, on a real PostgreSQL server over real HTTP:
+//! a client that disconnects mid-write on a `cancel` route (the default)
+//! gets its write rolled back and the transaction released with
+//! `cancelled`; on a `finish` route the write commits and the transaction
+//! is released with `success`; a `finish` route past its deadline is cut,
+//! rolled back and counted.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use cloud_api::domain::NewUser;
+use cloud_api::services::Tx;
+use http::StatusCode;
+use provision::{Lazy, Registry};
+use provision_axum::Finish;
+use support::{Backend, TestApp, eventually, tx_releases};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// What the test and its write route tell each other.
+#[derive(Default)]
+struct Hooks {
+    /// The route has written (its transaction is open).
+    written: Notify,
+    /// The route may answer.
+    gate: Notify,
+}
+
+/// Writes a user in the request's transaction, then waits for the gate.
+async fn write(hooks: Arc<Hooks>, tx: Lazy<Tx>, email: &'static str) -> StatusCode {
+    let tx = tx.get().await.expect("a transaction");
+    let new = NewUser {
+        name: "Written".into(),
+        email: email.into(),
+    };
+    tx.get()
+        .unwrap()
+        .find_or_create_user(&new)
+        .await
+        .expect("the insert");
+    hooks.written.notify_one();
+    hooks.gate.notified().await;
+    StatusCode::CREATED
+}
+
+fn routes(hooks: &Arc<Hooks>, finish: &Finish, late: &Finish) -> impl FnOnce(&Registry) -> Router {
+    let (a, b, c) = (hooks.clone(), hooks.clone(), hooks.clone());
+    let (finish, late) = (finish.clone(), late.clone());
+    move |_| {
+        Router::new()
+            .route(
+                "/test/cancel-write",
+                post(move |tx: Lazy<Tx>| write(a, tx, "cancel@example.com")),
+            )
+            .route(
+                "/test/finish-write",
+                post(move |tx: Lazy<Tx>| write(b, tx, "finish@example.com")).layer(finish),
+            )
+            .route(
+                "/test/finish-late",
+                post(move |tx: Lazy<Tx>| write(c, tx, "late@example.com")).layer(late),
+            )
+    }
+}
+
+struct Setup {
+    app: TestApp,
+    hooks: Arc<Hooks>,
+    finish: Finish,
+    late: Finish,
+    db: tokio_postgres::Client,
+}
+
+async fn setup() -> Setup {
+    let hooks = Arc::new(Hooks::default());
+    let finish = Finish::within(Duration::from_secs(30));
+    let late = Finish::within(Duration::from_millis(300));
+    let (settings, keep) = support::settings(Backend::PostgresPool);
+    let app =
+        TestApp::start_with_routes(settings, keep, |s| s, routes(&hooks, &finish, &late)).await;
+    let (db, connection) = tokio_postgres::connect(
+        app.settings.database_url.as_deref().unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    Setup {
+        app,
+        hooks,
+        finish,
+        late,
+        db,
+    }
+}
+
+async fn users_with(db: &tokio_postgres::Client, email: &str) -> i64 {
+    db.query_one("SELECT count(*) FROM users WHERE email = $1", &[&email])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Sends `POST path` on a raw connection (closed by the server after its
+/// answer) and returns it once the route has written, without reading the
+/// answer.
+async fn post_until_written(setup: &Setup, path: &str) -> TcpStream {
+    let mut client = TcpStream::connect(setup.app.addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    setup.hooks.written.notified().await;
+    client
+}
+
+/// The whole answer (the server closes the connection after it).
+async fn read_answer(client: &mut TcpStream) -> String {
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), client.read_to_string(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_write_on_a_cancel_route_rolls_it_back() {
+    let setup = setup().await;
+    let client = post_until_written(&setup, "/test/cancel-write").await;
+    drop(client);
+    eventually("the transaction is released as cancelled", || {
+        tx_releases(&setup.app.metrics, "cancelled") == 1
+    })
+    .await;
+    assert_eq!(tx_releases(&setup.app.metrics, "success"), 0);
+    assert_eq!(users_with(&setup.db, "cancel@example.com").await, 0);
+    setup.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_write_on_a_finish_route_still_commits() {
+    let setup = setup().await;
+    let client = post_until_written(&setup, "/test/finish-write").await;
+    drop(client);
+    // The server has noticed the client is gone (and dropped its side)...
+    eventually("the client's departure is counted", || {
+        setup.finish.outcomes().disconnected == 1
+    })
+    .await;
+    // ...and only now does the route answer.
+    setup.hooks.gate.notify_one();
+    eventually("the route finishes", || {
+        setup.finish.outcomes().finished_after_disconnect == 1
+    })
+    .await;
+    assert_eq!(users_with(&setup.db, "finish@example.com").await, 1);
+    assert_eq!(tx_releases(&setup.app.metrics, "success"), 1);
+    assert_eq!(tx_releases(&setup.app.metrics, "cancelled"), 0);
+    assert_eq!(setup.finish.outcomes().answered, 0);
+    setup.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_finish_route_with_its_client_there_answers_as_usual() {
+    let setup = setup().await;
+    let mut client = post_until_written(&setup, "/test/finish-write").await;
+    setup.hooks.gate.notify_one();
+    let answer = read_answer(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert_eq!(users_with(&setup.db, "finish@example.com").await, 1);
+    assert_eq!(setup.finish.outcomes().answered, 1);
+    setup.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_finish_route_past_its_deadline_is_cut_rolled_back_and_counted() {
+    let setup = setup().await;
+    let mut client = post_until_written(&setup, "/test/finish-late").await;
+    // The gate never opens: the 300 ms deadline cuts the route.
+    let answer = read_answer(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("did not finish within its deadline"),
+        "{answer}"
+    );
+    assert_eq!(setup.late.outcomes().cut_by_deadline, 1);
+    assert_eq!(tx_releases(&setup.app.metrics, "cancelled"), 1);
+    assert_eq!(tx_releases(&setup.app.metrics, "success"), 0);
+    assert_eq!(users_with(&setup.db, "late@example.com").await, 0);
+    setup.app.stop().await;
+}
