@@ -187,3 +187,29 @@ async fn a_run_in_progress_at_shutdown_is_cut_rolled_back_and_released() {
     assert_eq!(registry.probe().acquires::<Tx>(), 1);
     assert_eq!(registry.probe().releases::<Tx>(), 1);
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_expiry_job_commits_on_sqlite_too() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (old_user, old) = app.user("Old", "old@example.com").await;
+    let (_, fresh) = app.user("Fresh", "fresh@example.com").await;
+    let db = rusqlite::Connection::open(app.settings.sqlite_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE api_tokens SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-100 days') \
+         WHERE user_id = ?1",
+        [old_user],
+    )
+    .unwrap();
+
+    let deleted = app.registry.run_scoped(NAME, expire_tokens(90)).await;
+    assert_eq!(deleted.unwrap(), 1);
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM api_tokens", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(left, 1);
+    app.get("/api/users", &[], Some(&old)).await.expect(401);
+    app.get("/api/users", &[], Some(&fresh)).await.expect(200);
+    app.stop().await;
+}

@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::Background;
+
 /// A route's disconnect policy `finish`: the handler runs to completion even
 /// if the client goes away, within `deadline`.
 ///
@@ -46,6 +48,11 @@ use tower_service::Service;
 /// answers when its work is done, so it should not stream). A route
 /// outside [`ProvisionLayer`](crate::ProvisionLayer) is called as if the
 /// layer were not there.
+///
+/// On a host without tokio the task goes to the request's [`Background`]
+/// (on Cloudflare Workers, `provision-worker` makes it the fetch event's
+/// `wait_until`), and the deadline is the host's bound on that work
+/// (`provision-worker`'s release budget), since tokio's clock is not there.
 ///
 /// ```
 /// use std::time::Duration;
@@ -166,6 +173,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> FinishFuture {
+        // On a host without tokio (Workers), the task goes where the host
+        // said (the fetch event's `wait_until`).
+        let background = request.extensions().get::<Background>().cloned();
         let route = self.inner.call(request);
         let finish = self.finish.clone();
         Box::pin(async move {
@@ -175,7 +185,11 @@ where
                 return route.await.map(|r| r.map(Body::new));
             };
             let (answer, answered) = oneshot::channel();
-            tokio::spawn(run(registry, route, finish.clone(), answer));
+            let task = run(registry, route, finish.clone(), answer);
+            match background {
+                Some(background) => background.spawn(task),
+                None => drop(tokio::spawn(task)),
+            }
             let mut waiting = ClientWaits {
                 counts: Some(finish.counts.clone()),
             };
@@ -227,12 +241,20 @@ async fn run<F, ResBody>(
             Err(error) => Err(error),
         }
     })));
-    let polled = tokio::time::timeout(deadline, request.as_mut()).await;
+    // The deadline needs tokio's clock; on a host without it (Workers) the
+    // host's own bound on background work applies instead (`wait_until`).
+    let polled = if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::timeout(deadline, request.as_mut())
+            .await
+            .map_err(drop)
+    } else {
+        Ok(request.as_mut().await)
+    };
     let scope = request.as_mut().take_scope();
     // The route's own handles go before anything is released.
     drop(request);
     let (response, exit) = match polled {
-        Err(_elapsed) => {
+        Err(()) => {
             finish
                 .counts
                 .cut_by_deadline
