@@ -172,7 +172,9 @@ impl Job {
                 panic_message(&*panic)
             )))
         });
-        let Some(scope) = guard.scope.take() else {
+        // The guard keeps the scope until the close starts: dropped
+        // mid-settle, the job is still released (cancelled).
+        let Some(scope) = guard.scope.clone() else {
             return outcome; // it asked for nothing
         };
         let (outcome, exit) = if exit == Exit::Panic {
@@ -193,6 +195,7 @@ impl Job {
                 ),
             }
         };
+        guard.scope = None;
         scope.close(exit).await;
         match &outcome {
             Ok(_) => tracing::debug!(job = name, exit = exit.label(), "job done"),

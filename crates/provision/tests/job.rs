@@ -215,3 +215,71 @@ async fn a_job_that_asks_for_nothing_opens_no_scope() {
     // Shutdown does not wait for a scope that was never opened.
     registry.shutdown().await;
 }
+
+/// A service whose settle never finishes (a commit that hangs).
+struct HangingSettle(Dep<Journal>);
+
+impl Provide for HangingSettle {
+    type Lifetime = Request;
+    type Deps = (Journal,);
+    async fn build((journal,): (Dep<Journal>,)) -> Result<Self, Error> {
+        Ok(HangingSettle(journal))
+    }
+    async fn settle(&self, exit: Exit) -> Result<(), Error> {
+        self.0.push("settle", exit);
+        std::future::pending().await
+    }
+    async fn release(self, exit: Exit) -> Result<(), Error> {
+        self.0.push("release", exit);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_job_dropped_while_it_settles_is_still_released_with_cancelled() {
+    let registry = Registry::builder()
+        .supply(Journal::default())
+        .register::<HangingSettle>()
+        .build()
+        .await
+        .unwrap();
+    let journal = registry.app::<Journal>().unwrap();
+    let (closed, close_ran) = oneshot::channel::<()>();
+    let job = tokio::spawn({
+        let registry = registry.clone();
+        async move {
+            registry
+                .job("hangs-in-settle")
+                .on_drop(move |close| {
+                    tokio::spawn(async move {
+                        close.await;
+                        let _ = closed.send(());
+                    });
+                })
+                .run(async {
+                    RequestScope::current()
+                        .unwrap()
+                        .resolve::<HangingSettle>()
+                        .await?;
+                    Ok(())
+                })
+                .await
+        }
+    });
+    // Bounded poll: the job has reached its settle step.
+    for _ in 0..1000 {
+        if !journal.steps().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(journal.steps(), vec![("settle", OK)]);
+    job.abort();
+    assert!(job.await.unwrap_err().is_cancelled());
+    close_ran.await.unwrap();
+    assert_eq!(
+        journal.steps(),
+        vec![("settle", OK), ("release", Exit::Cancelled)]
+    );
+    assert_eq!(registry.probe().releases::<HangingSettle>(), 1);
+}
