@@ -195,3 +195,30 @@ async fn a_finish_route_past_its_deadline_is_cut_rolled_back_and_counted() {
     assert_eq!(users_with(&setup.db, "late@example.com").await, 0);
     setup.app.stop().await;
 }
+
+#[tokio::test]
+async fn every_write_states_its_disconnect_policy_in_the_openapi_document() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let document = app.get("/api/openapi.json", &[], None).await.expect(200);
+    let mut writes = 0;
+    for (path, operations) in document.body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            if !["post", "patch", "put", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            writes += 1;
+            let description = operation["description"].as_str().unwrap_or_default();
+            let policy = if path == "/api/orgs" && method == "post" {
+                "Disconnect policy: `cancel`"
+            } else {
+                "Disconnect policy: `finish`"
+            };
+            assert!(
+                description.contains(policy),
+                "{method} {path}: {description:?} does not say {policy:?}"
+            );
+        }
+    }
+    assert_eq!(writes, 8, "every write of the service was checked");
+    app.stop().await;
+}
