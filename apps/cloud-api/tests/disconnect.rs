@@ -222,3 +222,109 @@ async fn every_write_states_its_disconnect_policy_in_the_openapi_document() {
     assert_eq!(writes, 8, "every write of the service was checked");
     app.stop().await;
 }
+
+/// The production router: `POST /api/users` is a `finish` route. The
+/// test holds the `users` table, so the INSERT waits; the client leaves;
+/// once the server has counted it gone, the table is let go, and the user
+/// is committed all the same.
+#[tokio::test]
+async fn a_production_finish_route_commits_after_its_client_left() {
+    use cloud_api::app::{App, services};
+    use cloud_api::metrics::Metrics;
+
+    let (settings, _keep) = support::settings(Backend::PostgresPool);
+    let finish = Finish::within(Duration::from_secs(30));
+    let mut app = App::from_services(services(settings.clone(), Metrics::new()), &settings)
+        .await
+        .unwrap();
+    app.router = cloud_api::http::router_with_finish(
+        app.registry.clone(),
+        app.metrics.clone(),
+        settings.body_limit,
+        finish.clone(),
+    );
+    let metrics = app.metrics.clone();
+    let db_service = app.registry.app::<cloud_api::services::Db>().unwrap();
+    let connection = db_service.database().acquire().await.unwrap();
+    let new = NewUser {
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+    };
+    let (me, _) = connection.find_or_create_user(&new).await.unwrap();
+    let token = connection.create_token(me.id).await.unwrap().token;
+    connection.close().await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cloud_api::server::serve_on(
+        listener,
+        app,
+        Duration::from_secs(5),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let (mut locker, conn) = tokio_postgres::connect(
+        settings.database_url.as_deref().unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let lock = locker.transaction().await.unwrap();
+    // SHARE: the token lookup (a read) passes, the INSERT waits.
+    lock.batch_execute("LOCK TABLE users IN SHARE MODE")
+        .await
+        .unwrap();
+
+    let body = r#"{"name":"Grace","email":"grace@example.com"}"#;
+    let request = format!(
+        "POST /api/users HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(request.as_bytes()).await.unwrap();
+    let (observer, conn) = tokio_postgres::connect(
+        settings.database_url.as_deref().unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // Bounded poll: the INSERT is waiting on the test's lock.
+    let mut waiting = false;
+    for _ in 0..1000 {
+        let row = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND query LIKE 'INSERT INTO users%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == 1 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the write reached the database");
+    drop(client);
+    eventually("the client's departure is counted", || {
+        finish.outcomes().disconnected == 1
+    })
+    .await;
+    lock.commit().await.unwrap();
+    eventually("the route finishes", || {
+        finish.outcomes().finished_after_disconnect == 1
+    })
+    .await;
+    assert_eq!(users_with(&observer, "grace@example.com").await, 1);
+    assert_eq!(tx_releases(&metrics, "success"), 1);
+    assert_eq!(tx_releases(&metrics, "cancelled"), 0);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

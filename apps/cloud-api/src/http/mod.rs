@@ -28,8 +28,23 @@ use crate::metrics::Metrics;
 /// the registry (a counting fake for the database): the same routes, the
 /// same layers.
 pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router {
+    router_with_finish(
+        registry,
+        metrics,
+        body_limit,
+        Finish::within(WRITE_DEADLINE),
+    )
+}
+
+/// [`router`] with the `finish` policy's instance given, so its outcomes
+/// (`Finish::outcomes`) can be read (tests).
+pub fn router_with_finish(
+    registry: Registry,
+    metrics: Metrics,
+    body_limit: usize,
+    finish: Finish,
+) -> Router {
     // Each write's disconnect policy, and why, is in its OpenAPI description.
-    let finish = Finish::within(WRITE_DEADLINE);
     let api = Router::new()
         .route("/api/health", get(health::health))
         .route("/api/ready", get(health::ready))
