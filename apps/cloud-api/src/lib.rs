@@ -25,6 +25,7 @@ pub mod cli;
 pub mod deadline;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod log_writer;
 pub mod metrics;

@@ -22,7 +22,12 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    serve_on(listener, app, settings.shutdown_grace, shutdown).await
+    let jobs = crate::jobs::start(&app.registry, &settings);
+    let served = serve_on(listener, app, settings.shutdown_grace, shutdown).await;
+    // Every path of `serve_on` shuts the registry down, which ends the
+    // jobs' loop (a run in progress was cut and released with it).
+    let _ = jobs.await;
+    served
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.

@@ -93,6 +93,16 @@ pub struct Settings {
     /// Without it, `/metrics` is open to whoever reaches the port.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// How often the token-expiry job runs (the Worker's is a daily cron
+    /// trigger), e.g. `60m`.
+    #[arg(long, env = "TOKEN_EXPIRY_INTERVAL", default_value = "60m", value_parser = parse_duration)]
+    pub token_expiry_interval: Duration,
+
+    /// Age in days after which an API token expires (is deleted by the
+    /// token-expiry job).
+    #[arg(long, env = "TOKEN_MAX_AGE_DAYS", default_value_t = crate::jobs::expire_tokens::DEFAULT_MAX_AGE_DAYS, value_parser = clap::value_parser!(i32).range(0..=36_500))]
+    pub token_max_age_days: i32,
 }
 provision::supplied!(Settings);
 
@@ -114,6 +124,8 @@ impl Settings {
             header_read_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             metrics_token: None,
+            token_expiry_interval: Duration::from_secs(3600),
+            token_max_age_days: crate::jobs::expire_tokens::DEFAULT_MAX_AGE_DAYS,
         }
     }
 

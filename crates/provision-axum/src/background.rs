@@ -79,6 +79,15 @@ pub(crate) fn spawn(
     }
 }
 
+/// A background on the current tokio runtime, if there is one: for a task
+/// whose release may have to run after the task itself was aborted.
+pub(crate) fn current_runtime_background() -> Option<Background> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    Some(Background::new(move |task| {
+        runtime.spawn(task);
+    }))
+}
+
 /// Closes `scope` in the background, for the paths that cannot await: a
 /// request future or body dropped before the end.
 pub(crate) fn close_in_background(

@@ -55,6 +55,7 @@
 
 mod background;
 mod body;
+mod disconnect;
 mod future;
 mod layer;
 mod spawn;
@@ -63,9 +64,10 @@ mod timer;
 
 pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
+pub use disconnect::{Finish, FinishFuture, FinishOutcomes, FinishService};
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
-pub use spawn::spawn;
+pub use spawn::{spawn, spawn_scoped};
 #[cfg(not(target_arch = "wasm32"))]
 pub use timer::TokioTimer;
 

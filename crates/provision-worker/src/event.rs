@@ -2,17 +2,14 @@
 //! trigger (`scheduled`), a queue batch (`queue`).
 
 use std::future::Future;
-use std::pin::pin;
 
-use http::StatusCode;
-use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, panic_message};
-use provision::{Error, Exit, Registry, RequestScope};
-use provision_axum::Background;
+use provision::{Error, Registry};
 
 use crate::background::WaitUntil;
 
-/// Runs `work` inside a new request scope of `registry`, as a fetch event
-/// runs its handler: services are built on first use
+/// Runs `work` inside a new request scope of `registry`
+/// ([`Registry::job`](provision::Registry::job)), as a fetch event runs its
+/// handler: services are built on first use
 /// (`RequestScope::current()?.resolve::<Tx>()`), settled when `work`
 /// returns (`Exit::Success` if it returned `Ok`, so a transaction commits;
 /// `Exit::Failure` otherwise, so it rolls back), and released, newest
@@ -42,49 +39,12 @@ pub async fn in_scope<T, F>(registry: &Registry, ctx: &impl WaitUntil, work: F) 
 where
     F: Future<Output = Result<T, Error>>,
 {
-    let mut event = pin!(registry.request(CatchUnwind::new(work)));
-    let outcome = event.as_mut().await;
-    let Some(scope) = event.as_mut().take_scope() else {
-        return unwound(outcome); // it asked for nothing
-    };
-    let guard = CloseOnDrop(Some(scope), ctx.background());
-    let scope = guard.0.as_ref().expect("set above");
-    let exit = match &outcome {
-        Ok(Ok(_)) => Exit::Success(StatusCode::OK),
-        Ok(Err(error)) => {
-            Exit::Failure(error.status().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        }
-        Err(_) => Exit::Panic,
-    };
-    let (outcome, exit) = match scope.settle(exit).await {
-        Ok(()) => (unwound(outcome), exit),
-        Err(error) => (Err(error), Exit::Failure(StatusCode::INTERNAL_SERVER_ERROR)),
-    };
-    scope.close(exit).await;
-    outcome
-}
-
-/// A caught panic as an error (it has been logged by the panic hook).
-fn unwound<T>(
-    outcome: Result<Result<T, Error>, Box<dyn std::any::Any + Send>>,
-) -> Result<T, Error> {
-    outcome.unwrap_or_else(|panic| {
-        Err(Error::new(format!(
-            "the event panicked: {}",
-            panic_message(&*panic)
-        )))
-    })
-}
-
-struct CloseOnDrop(Option<RequestScope>, Background);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        if let Some(scope) = self.0.take()
-            && !scope.is_closing()
-        {
-            self.1
-                .spawn(async move { scope.close(Exit::Cancelled).await });
-        }
-    }
+    // The core's job scope, with the event's `wait_until` for a release
+    // that nothing can await any more.
+    let background = ctx.background();
+    registry
+        .job("event")
+        .on_drop(move |close| background.spawn(close))
+        .run(work)
+        .await
 }

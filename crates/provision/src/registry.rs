@@ -98,6 +98,8 @@ struct Known {
 
 #[derive(Default)]
 struct Shutdown {
+    /// Jobs waiting to be cut when shutdown begins (`job.rs`).
+    begun_waiters: WaitList,
     scope_waiters: WaitList,
     done: bool,
     done_waiters: WaitList,
@@ -245,6 +247,8 @@ impl Registry {
             self.wait_shutdown_done().await;
             return;
         }
+        let begun = std::mem::take(&mut self.lock_shutdown().begun_waiters);
+        begun.wake_all();
         poll_fn(|cx| {
             let mut shutdown = self.lock_shutdown();
             if self.inner.open_scopes.load(Ordering::SeqCst) == 0 {
@@ -281,6 +285,24 @@ impl Registry {
             self.step_bounds(),
         )
         .await;
+    }
+
+    /// Resolves once [`shutdown`](Registry::shutdown) has begun: for a
+    /// loop that starts jobs (a periodic job stops starting runs), and for
+    /// [`Job`](crate::Job), which cuts a running job then.
+    pub async fn shutdown_begun(&self) {
+        // Either this sees the flag, or the shutdown (which sets it before
+        // taking the lock) sees the waker registered under the lock.
+        poll_fn(|cx| {
+            let mut shutdown = self.lock_shutdown();
+            if self.is_shutting_down() {
+                Poll::Ready(())
+            } else {
+                shutdown.begun_waiters.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     async fn wait_shutdown_done(&self) {

@@ -17,10 +17,10 @@ pub use signed_in::SignedIn;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use http::{Method, StatusCode, Uri};
 use provision::Registry;
-use provision_axum::ProvisionLayer;
+use provision_axum::{Finish, ProvisionLayer};
 
 use crate::metrics::Metrics;
 
@@ -28,11 +28,31 @@ use crate::metrics::Metrics;
 /// the registry (a counting fake for the database): the same routes, the
 /// same layers.
 pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router {
+    router_with_finish(
+        registry,
+        metrics,
+        body_limit,
+        Finish::within(WRITE_DEADLINE),
+    )
+}
+
+/// [`router`] with the `finish` policy's instance given, so its outcomes
+/// (`Finish::outcomes`) can be read (tests).
+pub fn router_with_finish(
+    registry: Registry,
+    metrics: Metrics,
+    body_limit: usize,
+    finish: Finish,
+) -> Router {
+    // Each write's disconnect policy, and why, is in its OpenAPI description.
     let api = Router::new()
         .route("/api/health", get(health::health))
         .route("/api/ready", get(health::ready))
         .route("/api/openapi.json", get(openapi::document))
-        .route("/api/users", get(users::list).post(users::create))
+        .route(
+            "/api/users",
+            get(users::list).merge(post(users::create).layer(finish.clone())),
+        )
         .route("/api/users/{id}", get(users::get))
         .route(
             "/api/orgs",
@@ -41,22 +61,23 @@ pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router
         .route("/api/orgs/{org_id}", get(organisations::get))
         .route(
             "/api/orgs/{org_id}/members",
-            get(organisations::members).post(organisations::add_member),
+            get(organisations::members)
+                .merge(post(organisations::add_member).layer(finish.clone())),
         )
         .route(
             "/api/orgs/{org_id}/members/{user_id}",
-            axum::routing::patch(organisations::change_role).delete(organisations::remove_member),
+            patch(organisations::change_role)
+                .delete(organisations::remove_member)
+                .layer(finish.clone()),
         )
         .route("/api/scopes", get(sources::list_scopes))
         .route(
             "/api/scopes/{scope_id}/sources",
-            get(sources::list).post(sources::create),
+            get(sources::list).merge(post(sources::create).layer(finish.clone())),
         )
         .route(
             "/api/scopes/{scope_id}/sources/{source_id}",
-            get(sources::get)
-                .patch(sources::update)
-                .delete(sources::delete),
+            get(sources::get).merge(patch(sources::update).delete(sources::delete).layer(finish)),
         )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -81,6 +102,11 @@ pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router
             ProvisionLayer::new(registry),
         ))
 }
+
+/// How long a `finish` write may run after its client went away (or at
+/// all): longer than any write takes, short enough that shutdown (which
+/// waits for it) is not held for long.
+pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(

@@ -12,7 +12,7 @@ use crate::domain;
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "cloud-api", description = "The reference service of provision: users, organisations, scopes and sources."),
+    info(title = "cloud-api", description = "The reference service of provision: users, organisations, scopes and sources. Each write says its disconnect policy: `finish` (it completes and commits even if the client goes away, within a deadline) or `cancel` (a client that goes away rolls it back). Reads are `cancel`: there is nothing to keep for a client that left."),
     paths(
         health::health, health::ready,
         users::list, users::get, users::create,

@@ -19,6 +19,11 @@ use crate::store::StoreError;
 
 /// Creates an organisation, with its org scope, and makes the caller its
 /// admin (with a user scope).
+///
+/// Disconnect policy: `cancel`: a client that goes away before the answer
+/// rolls this back. Nothing makes a retry of it converge (organisations
+/// have no unique key), so finishing it for a client that will retry
+/// would create a second organisation.
 #[utoipa::path(post, path = "/api/orgs", tag = "organisations", request_body = NewOrganisation,
     security(("bearer" = [])),
     responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
@@ -106,6 +111,11 @@ impl Validate for RoleChange {
 }
 
 /// Adds a member (admins only); they get a user scope.
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: a member is
+/// in an organisation once, so the retry is a 409.
 #[utoipa::path(post, path = "/api/orgs/{org_id}/members", tag = "organisations",
     params(("org_id" = i64, Path)), request_body = NewMember, security(("bearer" = [])),
     responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
@@ -140,6 +150,11 @@ pub async fn add_member(
 }
 
 /// Changes a member's role (admins only; the last admin cannot be demoted).
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: setting a
+/// role twice is setting it once.
 #[utoipa::path(patch, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
     params(("org_id" = i64, Path), ("user_id" = i64, Path)), request_body = RoleChange,
     security(("bearer" = [])),
@@ -164,6 +179,11 @@ pub async fn change_role(
 }
 
 /// Removes a member and their user scope (admins only; not the last admin).
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: the retry
+/// of a removal finds nothing to remove (404).
 #[utoipa::path(delete, path = "/api/orgs/{org_id}/members/{user_id}", tag = "organisations",
     params(("org_id" = i64, Path), ("user_id" = i64, Path)), security(("bearer" = [])),
     responses((status = 400, description = "A malformed id or parameter", body = ErrorBody),

@@ -59,6 +59,11 @@ pub async fn list(
 }
 
 /// Registers a source in a scope. 409 if the name is taken in that scope.
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: a name is
+/// unique in its scope, so the retry is a 409.
 #[utoipa::path(post, path = "/api/scopes/{scope_id}/sources", tag = "sources",
     params(("scope_id" = i64, Path)), request_body = NewSource, security(("bearer" = [])),
     responses((status = 413, description = "The body is too large", body = ErrorBody), (status = 415, description = "The body is not JSON", body = ErrorBody),
@@ -99,6 +104,11 @@ pub async fn get(
 }
 
 /// Changes some of a source's fields.
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: the same
+/// change applied twice leaves the same source.
 #[utoipa::path(patch, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), request_body = SourcePatch,
     security(("bearer" = [])),
@@ -121,6 +131,11 @@ pub async fn update(
 }
 
 /// Deletes a source.
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: the retry
+/// of a deletion finds nothing to delete (404).
 #[utoipa::path(delete, path = "/api/scopes/{scope_id}/sources/{source_id}", tag = "sources",
     params(("scope_id" = i64, Path), ("source_id" = i64, Path)), security(("bearer" = [])),
     responses((status = 503, description = "The database is unavailable", body = ErrorBody),

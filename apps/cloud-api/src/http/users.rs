@@ -70,6 +70,11 @@ pub async fn get(
 /// it (add it by email with `POST /api/orgs/{org_id}/members`); nobody
 /// else. 409 if the email is taken, whoever holds it (the answer names
 /// nobody).
+///
+/// Disconnect policy: `finish` (within 30 s): a client that goes away
+/// after sending this does not undo it; the write completes and commits.
+/// Safe to finish because a retry cannot duplicate it: the email is
+/// unique, so the retry is a 409 and the account exists.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     security(("bearer" = [])),
     responses(

@@ -282,6 +282,12 @@ impl Connection {
         dispatch!(self, c => c.resolve_token(token).await)
     }
 
+    /// Deletes every token created more than `days` days ago (the
+    /// token-expiry job); returns how many.
+    pub async fn delete_tokens_older_than(&self, days: i32) -> Result<u64, StoreError> {
+        dispatch!(self, c => c.delete_tokens_older_than(days).await)
+    }
+
     /// Deletes one of the user's tokens; `NotFound` if the user has no such
     /// token.
     pub async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError> {

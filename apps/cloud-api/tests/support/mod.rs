@@ -324,3 +324,17 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
     panic!("timed out waiting until {what}");
 }
+
+/// `Tx` values released with `exit` (`success`, `cancelled`, ...), as the
+/// service's own metrics (`/metrics`) count them.
+pub fn tx_releases(metrics: &Metrics, exit: &str) -> u64 {
+    let exit = format!("exit=\"{exit}\"");
+    metrics
+        .encode()
+        .lines()
+        .filter(|l| {
+            l.starts_with("service_releases") && l.contains("service=\"Tx\"") && l.contains(&exit)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}

@@ -249,6 +249,11 @@ impl PgConnection {
         self.run(tokens::resolve(self.client(), token)).await
     }
 
+    pub(crate) async fn delete_tokens_older_than(&self, days: i32) -> Result<u64, StoreError> {
+        self.run(tokens::delete_older_than(self.client(), days))
+            .await
+    }
+
     pub(crate) async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError> {
         self.run(tokens::revoke(self.client(), user_id, token_id))
             .await

@@ -56,6 +56,16 @@ pub(crate) async fn resolve(client: &Client, token: &str) -> Result<Option<User>
     user_from_row(&row).map(Some)
 }
 
+pub(crate) async fn delete_older_than(client: &Client, days: i32) -> Result<u64, StoreError> {
+    client
+        .execute_typed(
+            "DELETE FROM api_tokens WHERE created_at < now() - make_interval(days => $1)",
+            &[(&days, Type::INT4)],
+        )
+        .await
+        .map_err(map_error)
+}
+
 pub(crate) async fn revoke(client: &Client, user_id: i64, token_id: i64) -> Result<(), StoreError> {
     client
         .query_typed_opt(

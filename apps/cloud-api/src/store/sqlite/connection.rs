@@ -190,6 +190,11 @@ impl SqliteConnection {
         self.run(move |db| tokens::resolve(db, &token)).await
     }
 
+    pub(crate) async fn delete_tokens_older_than(&self, days: i32) -> Result<u64, StoreError> {
+        self.run(move |db| tokens::delete_older_than(db, days))
+            .await
+    }
+
     pub(crate) async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<(), StoreError> {
         self.run(move |db| tokens::revoke(db, user_id, token_id))
             .await

@@ -42,6 +42,18 @@ pub(crate) fn resolve(db: &rusqlite::Connection, token: &str) -> Result<Option<U
     Ok(found.and_then(|(stored, user)| secret_matches(secret, &stored).then_some(user)))
 }
 
+pub(crate) fn delete_older_than(db: &rusqlite::Connection, days: i32) -> Result<u64, StoreError> {
+    // `created_at` is ISO 8601 text in one format, so text order is time
+    // order.
+    let deleted = db
+        .prepare_cached(
+            "DELETE FROM api_tokens \
+             WHERE created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d days', ?1))",
+        )?
+        .execute([days])?;
+    Ok(deleted as u64)
+}
+
 pub(crate) fn revoke(
     db: &rusqlite::Connection,
     user_id: i64,
