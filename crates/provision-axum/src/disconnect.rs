@@ -74,6 +74,7 @@ use crate::Background;
 #[derive(Clone)]
 pub struct Finish {
     deadline: Duration,
+    shutdown_grace: Option<Duration>,
     counts: Arc<Counts>,
 }
 
@@ -83,6 +84,7 @@ struct Counts {
     disconnected: AtomicU64,
     finished_after_disconnect: AtomicU64,
     cut_by_deadline: AtomicU64,
+    cut_by_shutdown: AtomicU64,
 }
 
 /// What the routes wrapped in one [`Finish`] (or its clones) did so far.
@@ -97,6 +99,10 @@ pub struct FinishOutcomes {
     pub finished_after_disconnect: u64,
     /// Routes cut by their deadline (rolled back), client there or not.
     pub cut_by_deadline: u64,
+    /// Routes cut at the end of the shutdown grace period
+    /// ([`Finish::shutdown_grace`]), rolled back and released with
+    /// [`Exit::Shutdown`].
+    pub cut_by_shutdown: u64,
 }
 
 impl Finish {
@@ -105,8 +111,21 @@ impl Finish {
     pub fn within(deadline: Duration) -> Finish {
         Finish {
             deadline,
+            shutdown_grace: None,
             counts: Arc::default(),
         }
+    }
+
+    /// Cuts a route still running `grace` after the registry's shutdown
+    /// began ([`Registry::shutdown`](provision::Registry::shutdown)): it is
+    /// dropped, rolled back and released with [`Exit::Shutdown`], and a
+    /// client still there gets a 503. A finishing route runs on a task of
+    /// its own, outside the server's connection, so the server cannot cut
+    /// it; give it the server's own grace period, so that both end
+    /// together. Without it, a route at shutdown runs to its deadline.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Finish {
+        self.shutdown_grace = Some(grace);
+        self
     }
 
     /// The deadline.
@@ -122,6 +141,7 @@ impl Finish {
             disconnected: c.disconnected.load(Ordering::Relaxed),
             finished_after_disconnect: c.finished_after_disconnect.load(Ordering::Relaxed),
             cut_by_deadline: c.cut_by_deadline.load(Ordering::Relaxed),
+            cut_by_shutdown: c.cut_by_shutdown.load(Ordering::Relaxed),
         }
     }
 }
@@ -216,6 +236,12 @@ impl Drop for ClientWaits {
     }
 }
 
+/// Why a finishing route was cut.
+enum Cut {
+    Deadline,
+    Shutdown,
+}
+
 /// The route in its own scope, to completion or its deadline; the answer
 /// goes to `answer` (dropped if the client left).
 async fn run<F, ResBody>(
@@ -244,9 +270,24 @@ async fn run<F, ResBody>(
     // The deadline needs tokio's clock; on a host without it (Workers) the
     // host's own bound on background work applies instead (`wait_until`).
     let polled = if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::timeout(deadline, request.as_mut())
-            .await
-            .map_err(drop)
+        let shutdown_cut = async {
+            match finish.shutdown_grace {
+                Some(grace) => {
+                    registry.shutdown_begun().await;
+                    tokio::time::sleep(grace).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let mut bounded = std::pin::pin!(tokio::time::timeout(deadline, request.as_mut()));
+        let mut shutdown_cut = std::pin::pin!(shutdown_cut);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = bounded.as_mut().poll(cx) {
+                return Poll::Ready(outcome.map_err(|_| Cut::Deadline));
+            }
+            shutdown_cut.as_mut().poll(cx).map(|()| Err(Cut::Shutdown))
+        })
+        .await
     } else {
         Ok(request.as_mut().await)
     };
@@ -254,7 +295,21 @@ async fn run<F, ResBody>(
     // The route's own handles go before anything is released.
     drop(request);
     let (response, exit) = match polled {
-        Err(()) => {
+        Err(Cut::Shutdown) => {
+            finish
+                .counts
+                .cut_by_shutdown
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "`finish` route cut at the end of the shutdown grace period; rolling back"
+            );
+            let response = registry.error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down; try again",
+            );
+            (response, Exit::Shutdown)
+        }
+        Err(Cut::Deadline) => {
             finish
                 .counts
                 .cut_by_deadline
@@ -291,7 +346,7 @@ async fn run<F, ResBody>(
         }
     };
     let (response, exit) = match &scope {
-        Some(scope) if !matches!(exit, Exit::Cancelled | Exit::Panic) => {
+        Some(scope) if !matches!(exit, Exit::Cancelled | Exit::Panic | Exit::Shutdown) => {
             settle(scope, &registry, response, exit).await
         }
         _ => (response, exit),
@@ -302,11 +357,11 @@ async fn run<F, ResBody>(
     let status = response.status();
     match answer.send(response) {
         Ok(()) => {
-            if exit != Exit::Cancelled {
+            if !matches!(exit, Exit::Cancelled | Exit::Shutdown) {
                 finish.counts.answered.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Err(_) if exit == Exit::Cancelled => {} // counted as cut above
+        Err(_) if matches!(exit, Exit::Cancelled | Exit::Shutdown) => {} // counted as cut above
         Err(_) => {
             finish
                 .counts

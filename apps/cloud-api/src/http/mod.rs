@@ -28,12 +28,14 @@ use crate::metrics::Metrics;
 /// the registry (a counting fake for the database): the same routes, the
 /// same layers.
 pub fn router(registry: Registry, metrics: Metrics, body_limit: usize) -> Router {
-    router_with_finish(
-        registry,
-        metrics,
-        body_limit,
-        Finish::within(WRITE_DEADLINE),
-    )
+    // A finishing write runs on a task of its own, which the server's
+    // shutdown cut cannot reach: it is cut at the same moment, the end of
+    // the server's grace period.
+    let finish = match registry.app::<crate::settings::Settings>() {
+        Some(settings) => Finish::within(WRITE_DEADLINE).shutdown_grace(settings.shutdown_grace),
+        None => Finish::within(WRITE_DEADLINE),
+    };
+    router_with_finish(registry, metrics, body_limit, finish)
 }
 
 /// [`router`] with the `finish` policy's instance given, so its outcomes
