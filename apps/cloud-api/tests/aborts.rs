@@ -146,27 +146,9 @@ async fn ordinary(app: &TestApp, client: &reqwest::Client, token: &str, i: usize
     assert_eq!(status, expected, "request {i}");
 }
 
-/// `service_releases_total{service="Conn",exit="..."}` from the app's own
-/// metrics.
-fn conn_releases(app: &TestApp, exit: &str) -> u64 {
-    let line = format!(r#"service_releases_total{{service="Conn",exit="{exit}"}} "#);
-    app.metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .map_or(0, |n| n.parse().expect("a count"))
-}
-
 async fn server_connections(app: &TestApp) -> i64 {
-    let url = format!(
-        "{}?application_name=observer",
-        app.settings.database_url.clone().unwrap()
-    );
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    app.observer()
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
         .query_one(
             "select count(*) from pg_stat_activity where application_name = 'cloud-api' and datname = current_database()",
             &[],
@@ -228,10 +210,10 @@ async fn aborts_in(mode: DbMode) {
     // The aborts really cancelled requests: connections held by a handler
     // or a body whose client left were released with the cancelled exit,
     // and none of the aborts was counted as a success or a failure.
-    let cancelled = conn_releases(&app, "cancelled");
+    let cancelled = support::releases(&app.metrics, "Conn", "cancelled");
     let (success, failure) = (
-        conn_releases(&app, "success"),
-        conn_releases(&app, "failure"),
+        support::releases(&app.metrics, "Conn", "success"),
+        support::releases(&app.metrics, "Conn", "failure"),
     );
     assert!(
         cancelled > 0,

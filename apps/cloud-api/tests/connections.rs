@@ -14,19 +14,6 @@ use reqwest::Method;
 use serde_json::json;
 use support::{Backend, TestApp};
 
-/// The service's connections on its database, as the server sees them.
-async fn observer(app: &TestApp) -> tokio_postgres::Client {
-    let url = format!(
-        "{}?application_name=observer",
-        app.settings.database_url.clone().unwrap()
-    );
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
 async fn service_connections(observer: &tokio_postgres::Client) -> i64 {
     observer
         .query_one(
@@ -135,7 +122,7 @@ async fn mixed_load(app: &Arc<TestApp>, token: &str) -> usize {
 async fn per_request_mode_leaves_no_connection_behind_after_500_mixed_requests() {
     let app = Arc::new(TestApp::start(Backend::PostgresPerRequest).await);
     let (_, token) = app.user("Ada", "ada@example.com").await;
-    let observer = observer(&app).await;
+    let observer = app.observer().await;
     assert_eq!(service_connections(&observer).await, 0);
 
     let needed = mixed_load(&app, &token).await;
@@ -162,7 +149,7 @@ async fn pool_mode_never_holds_more_than_the_pool_size() {
     let app = Arc::new(TestApp::start(Backend::PostgresPool).await);
     let pool_size = i64::from(app.settings.pool_size);
     let (_, token) = app.user("Ada", "ada@example.com").await;
-    let observer = Arc::new(observer(&app).await);
+    let observer = Arc::new(app.observer().await);
     let peak = Arc::new(AtomicI64::new(0));
     let sampling = tokio::spawn({
         let (observer, peak) = (observer.clone(), peak.clone());

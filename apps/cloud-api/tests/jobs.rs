@@ -16,19 +16,6 @@ use cloud_api::services::Tx;
 use support::{Backend, TestApp};
 use tokio::sync::{Notify, oneshot};
 
-/// A client of the test's own, beside the service's connections.
-async fn observer(app: &TestApp) -> tokio_postgres::Client {
-    let url = format!(
-        "{}?application_name=observer",
-        app.settings.database_url.clone().unwrap()
-    );
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
 /// Two users with a token each; the first one's is made 100 days old.
 /// Returns the tokens (old, fresh).
 async fn old_and_fresh_token(app: &TestApp, db: &tokio_postgres::Client) -> (String, String) {
@@ -53,7 +40,7 @@ async fn tokens(db: &tokio_postgres::Client) -> i64 {
 #[tokio::test]
 async fn the_expiry_job_commits_its_delete_in_a_scope_of_its_own() {
     let app = TestApp::start(Backend::PostgresPool).await;
-    let db = observer(&app).await;
+    let db = app.observer().await;
     let (old, fresh) = old_and_fresh_token(&app, &db).await;
 
     let deleted = app.registry.run_scoped(NAME, expire_tokens(90)).await;
@@ -69,7 +56,7 @@ async fn the_expiry_job_commits_its_delete_in_a_scope_of_its_own() {
 #[tokio::test]
 async fn a_transient_failure_is_retried_in_a_fresh_scope_and_then_commits() {
     let app = TestApp::start(Backend::PostgresPool).await;
-    let db = observer(&app).await;
+    let db = app.observer().await;
     let (_old, _fresh) = old_and_fresh_token(&app, &db).await;
 
     // Hold the table so that the job's DELETE waits on the lock.
@@ -144,7 +131,7 @@ async fn a_transient_failure_is_retried_in_a_fresh_scope_and_then_commits() {
 #[tokio::test]
 async fn a_run_in_progress_at_shutdown_is_cut_rolled_back_and_released() {
     let app = TestApp::start(Backend::PostgresPool).await;
-    let db = observer(&app).await;
+    let db = app.observer().await;
     let (_old, _fresh) = old_and_fresh_token(&app, &db).await;
 
     // The run deletes, then waits (its transaction open) for a signal that

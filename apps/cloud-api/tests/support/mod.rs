@@ -266,6 +266,24 @@ impl TestApp {
         self.call(Method::DELETE, route, params, token, None).await
     }
 
+    /// A PostgreSQL client of the test's own on the service's database,
+    /// named `observer` so that it is told apart from the service's
+    /// connections (`application_name = 'cloud-api'`).
+    pub async fn observer(&self) -> tokio_postgres::Client {
+        let url = format!(
+            "{}?application_name=observer",
+            self.settings
+                .database_url
+                .as_deref()
+                .expect("a PostgreSQL backend")
+        );
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
     /// Stops the server gracefully; everything is released afterwards.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
@@ -325,16 +343,18 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-/// `Tx` values released with `exit` (`success`, `cancelled`, ...), as the
-/// service's own metrics (`/metrics`) count them.
-pub fn tx_releases(metrics: &Metrics, exit: &str) -> u64 {
-    let exit = format!("exit=\"{exit}\"");
+/// Values of `service` released with `exit` (`success`, `cancelled`, ...),
+/// as the service's own metrics (`/metrics`) count them.
+pub fn releases(metrics: &Metrics, service: &str, exit: &str) -> u64 {
+    let labels = format!(r#"service_releases_total{{service="{service}",exit="{exit}"}} "#);
     metrics
         .encode()
         .lines()
-        .filter(|l| {
-            l.starts_with("service_releases") && l.contains("service=\"Tx\"") && l.contains(&exit)
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
+        .find_map(|l| l.strip_prefix(&labels))
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// `Tx` values released with `exit`: [`releases`] of the transaction.
+pub fn tx_releases(metrics: &Metrics, exit: &str) -> u64 {
+    releases(metrics, "Tx", exit)
 }
