@@ -276,6 +276,8 @@ mod the_conformance_check {
             "created_at": "2024-05-01T12:00:00.000Z", "role": "admin"}]),
         );
         check("GET", "/api/nowhere", 404, &json!({"error": "no route"}));
+        // The tests' own routes are outside the document by design.
+        check("GET", "/__test/panic", 500, &json!({"error": "panicked"}));
     }
 
     #[test]
