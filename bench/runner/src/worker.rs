@@ -396,9 +396,15 @@ async fn start(env: &Env, root: &Path, tmp: &Path, build: &Build) -> Result<Serv
         config = config.replace(&from, &to);
     }
     std::fs::write(dir.join("workerd.capnp"), config)?;
+    // The config embeds the test trigger (cron and queue delivery), which
+    // needs workerd's experimental features, as in tests/workerd.rs.
+    std::fs::copy(
+        root.join(CRATE_DIR).join("trigger.js"),
+        dir.join("trigger.js"),
+    )?;
     let mut command = Command::new(&build.workerd);
     command
-        .args(["serve", "workerd.capnp"])
+        .args(["serve", "workerd.capnp", "--experimental"])
         .current_dir(&dir)
         .env("DATABASE_URL", &env.url);
     Server::launch(
