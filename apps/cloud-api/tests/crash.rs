@@ -164,16 +164,7 @@ async fn crash_in(mode: DbMode) {
         assert!(present, "{mode:?}: acknowledged write {} is missing", a.key);
         kept += 1;
     }
-    let half: i64 = client
-        .query_one(
-            "select count(*) from organisations o
-             where not exists (select 1 from scopes s where s.org_id = o.id and s.user_id is null)
-                or not exists (select 1 from memberships m where m.org_id = o.id and m.role = 'admin')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let half = support::half_created_organisations(&client).await;
     assert_eq!(half, 0, "{mode:?}: an organisation was half-created");
     let refused = answers.iter().filter(|a| a.status == 503).count();
     eprintln!(

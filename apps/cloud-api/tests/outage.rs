@@ -231,16 +231,7 @@ async fn outage_under_load_in(mode: DbMode) {
         assert!(present, "{mode:?}: acknowledged write {key} is missing");
         acknowledged += 1;
     }
-    let half: i64 = client
-        .query_one(
-            "select count(*) from organisations o
-             where not exists (select 1 from scopes s where s.org_id = o.id and s.user_id is null)
-                or not exists (select 1 from memberships m where m.org_id = o.id and m.role = 'admin')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let half = support::half_created_organisations(&client).await;
     assert_eq!(half, 0, "{mode:?}: an organisation was half-created");
     eprintln!(
         "{mode:?}: {} answers, {} during the outage ({} 503), {acknowledged} writes acknowledged and present, \

@@ -343,6 +343,22 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
+/// Organisations missing their org scope or their admin: what a write
+/// interrupted between its statements would leave if it were not one
+/// transaction. Always 0 after an outage or a crash.
+pub async fn half_created_organisations(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "select count(*) from organisations o
+             where not exists (select 1 from scopes s where s.org_id = o.id and s.user_id is null)
+                or not exists (select 1 from memberships m where m.org_id = o.id and m.role = 'admin')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Values of `service` released with `exit` (`success`, `cancelled`, ...),
 /// as the service's own metrics (`/metrics`) count them.
 pub fn releases(metrics: &Metrics, service: &str, exit: &str) -> u64 {
