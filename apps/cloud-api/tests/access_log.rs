@@ -2,7 +2,9 @@
 //! request on stderr, each line there while the server runs (not held back
 //! until exit), and none lost when the server stops on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod raw_http;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -61,18 +63,6 @@ fn wait_for(lines: &Receiver<String>, needle: &str) -> Vec<String> {
     }
 }
 
-fn get(port: u16, path: &str, request_id: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 fn access_line(line: &str, request_id: &str) -> bool {
     line.contains("answered") && line.contains(&format!("id={request_id} "))
 }
@@ -84,7 +74,7 @@ fn each_request_is_logged_while_the_server_runs() {
     wait_for(&lines, "listening");
     for n in 0..3 {
         let id = format!("live-{n}");
-        let answer = get(port, "/api/health", &id);
+        let answer = raw_http::get(port, "/api/health", &[("x-request-id", &id)]);
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         // The line arrives while the server keeps running: the writer does
         // not hold lines back until exit.
@@ -105,7 +95,11 @@ fn no_line_is_lost_when_the_server_stops() {
     let (mut child, port, lines) = start(dir.path());
     wait_for(&lines, "listening");
     for n in 0..REQUESTS {
-        let answer = get(port, "/api/health", &format!("stop-{n}"));
+        let answer = raw_http::get(
+            port,
+            "/api/health",
+            &[("x-request-id", &format!("stop-{n}"))],
+        );
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
     let status = Command::new("kill")

@@ -1,6 +1,8 @@
 //! The `cloud-api` binary as a user runs it: help, token creation, bad
 //! flags, and a clean exit on SIGTERM with everything released.
 
+mod raw_http;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -312,7 +314,7 @@ fn sigterm_drains_releases_and_exits_zero() {
         stderr.read_line(&mut log).unwrap();
     }
     // The embedded database answers readiness, so a connection is used.
-    let ready = ureq_like_get(port, "/api/ready");
+    let ready = raw_http::get(port, "/api/ready", &[]);
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     let status = Command::new("kill")
@@ -329,26 +331,11 @@ fn sigterm_drains_releases_and_exits_zero() {
     assert!(log.contains("shut down cleanly"), "{log}");
     // The request's connection and, at shutdown, the database were released.
     assert!(
-        log.contains("service=\"Conn\"") || log.contains("service=Conn"),
+        log.contains(r#"released service="Conn" exit="success""#),
         "{log}"
     );
     assert!(
-        log.lines()
-            .any(|l| l.contains("released") && l.contains("Db")),
+        log.contains(r#"released service="Db" exit="shutdown""#),
         "{log}"
     );
-}
-
-/// A minimal HTTP GET over a raw socket (no client dependency needed).
-fn ureq_like_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
 }

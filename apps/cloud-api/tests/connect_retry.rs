@@ -13,6 +13,7 @@ use std::time::Duration;
 use cloud_api::settings::{DbMode, Settings};
 use support::TestApp;
 use tokio::net::{TcpListener, TcpStream};
+use tracing_subscriber::layer::SubscriberExt;
 
 /// A proxy to PostgreSQL that resets connections (an RST during the
 /// startup handshake) while `resets` is above zero, counting down, and
@@ -159,11 +160,18 @@ async fn a_refused_connect_is_retried_until_the_database_listens() {
         .unwrap()
         .local_addr()
         .unwrap();
+    // The port opens once startup has seen a refusal and is retrying (the
+    // retry's log event), not after a guessed delay that a slow start
+    // could outlast, leaving nothing refused and nothing retried.
+    let retrying = Arc::new(tokio::sync::Notify::new());
+    let _events = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(OnRetry(retrying.clone())),
+    );
     let seen = Arc::new(AtomicU32::new(0));
     let opener = {
         let seen = seen.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(120)).await;
+            retrying.notified().await;
             let listener = TcpListener::bind(port).await.unwrap();
             proxy(listener, upstream, Arc::new(AtomicU32::new(0)), seen).await;
         })
@@ -183,4 +191,27 @@ async fn a_refused_connect_is_retried_until_the_database_listens() {
     assert!(seen.load(Ordering::SeqCst) >= 2);
     app.stop().await;
     opener.abort();
+}
+
+/// Wakes the test when provision-postgres logs a retry of a refused
+/// connect.
+struct OnRetry(Arc<tokio::sync::Notify>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OnRetry {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if message.0 == "transient connect failure; retrying" {
+            // A permit is kept if the opener is not waiting yet.
+            self.0.notify_one();
+        }
+    }
 }

@@ -48,10 +48,10 @@ async fn malformed_bodies_get_a_json_4xx_naming_the_problem() {
     let reply = post_raw(&app, &token, json, deep.clone().into_bytes())
         .await
         .expect(400);
-    assert!(
-        reply.error().contains("expected a string") || reply.error().contains("invalid type"),
-        "{}",
-        reply.error()
+    // Refused at the first `[`: a user is an object, whatever the nesting.
+    assert_eq!(
+        reply.error(),
+        "Failed to deserialize the JSON body into the target type: invalid type: sequence, expected a map at line 1 column 0"
     );
     // Where arbitrary JSON is accepted (a source's config), nesting is bounded.
     let org = app
@@ -243,26 +243,84 @@ async fn sql_metacharacters_are_stored_verbatim_in_every_string_field() {
     app.stop().await;
 }
 
+/// Sends `head` on a fresh connection and reads one whole answer: its status
+/// line and its body.
+///
+/// The write runs beside the read, and its failure is not an outcome: the
+/// server answers an oversized head as soon as it has read past its limit and
+/// closes while the rest is still arriving, which resets the connection, so
+/// an HTTP client that is still sending reports the reset and never reads the
+/// answer already on its way. This reader keeps reading until the answer is
+/// complete; a connection that ends before that fails the test.
+async fn exchange(addr: std::net::SocketAddr, head: Vec<u8>) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(&head).await;
+        writer
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let complete = |answer: &[u8]| -> Option<(String, String)> {
+        let text = std::str::from_utf8(answer).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .map(|v| v.parse().expect("a numeric content-length"))
+            .unwrap_or(0);
+        (body.len() >= length).then(|| {
+            (
+                head.lines().next().unwrap_or("").to_owned(),
+                body.to_owned(),
+            )
+        })
+    };
+    let whole = loop {
+        if let Some(whole) = complete(&answer) {
+            break whole;
+        }
+        match reader.read(&mut chunk).await {
+            Ok(0) => panic!(
+                "the connection closed before a whole answer: {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!(
+                "the connection failed before a whole answer ({e}), after {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    };
+    writing.abort();
+    whole
+}
+
 #[tokio::test]
 async fn header_floods_and_odd_headers_are_refused_and_the_process_stays_up() {
     let (app, token) = app().await;
-    // More headers than the server accepts: refused at the HTTP layer (hyper
-    // answers 431 itself, before the application, so without a JSON body).
-    let mut request = reqwest::Client::new().get(format!("http://{}/api/health", app.addr));
-    for i in 0..200 {
-        request = request.header(format!("x-flood-{i}"), "x");
+    // More headers than the server accepts, and one header larger than its
+    // whole head buffer: both refused at the HTTP layer (hyper answers 431
+    // itself, before the application, so without a body).
+    let flood: String = (0..200).map(|i| format!("x-flood-{i}: x\r\n")).collect();
+    let big = format!("x-big: {}\r\n", "x".repeat(1024 * 1024));
+    for (what, headers) in [("200 headers", flood), ("a 1 MiB header", big)] {
+        let head = format!("GET /api/health HTTP/1.1\r\nhost: localhost\r\n{headers}\r\n");
+        let (status_line, body) = exchange(app.addr, head.into_bytes()).await;
+        assert_eq!(
+            status_line, "HTTP/1.1 431 Request Header Fields Too Large",
+            "{what}"
+        );
+        assert_eq!(body, "", "{what}");
     }
-    let status = request.send().await.unwrap().status().as_u16();
-    assert_eq!(status, 431);
-    // A huge header value.
-    let status = reqwest::Client::new()
-        .get(format!("http://{}/api/health", app.addr))
-        .header("x-big", "x".repeat(1024 * 1024))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(431);
-    assert!((400..500).contains(&status), "{status}");
     // Authorization headers of the wrong shape are JSON 401s.
     for value in ["Bearer", "Bearer ", "bearer  ", "Token abc", "Bearer a b"] {
         let reply = app

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cloud_api::domain::NewUser;
 use cloud_api::domain::token::hash_secret;
@@ -98,6 +98,10 @@ async fn only_the_hash_of_a_token_is_stored() {
 async fn a_second_writer_waits_for_the_first() {
     let test_db = setup().await;
     let db = test_db.db.clone();
+
+    let Database::Sqlite { pool } = &test_db.db else {
+        panic!("a SQLite database")
+    };
     let first = db.acquire().await.unwrap();
     first.begin().await.unwrap();
     first
@@ -119,10 +123,53 @@ async fn a_second_writer_waits_for_the_first() {
         c.close().await;
         result
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // SQLite shows no waiters; the pool counts a writer that found the
+    // lock held and waits (its busy handler's first call).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.lock_waits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the second writer never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pool.lock_waits(), 1);
     assert!(!second.is_finished(), "the second writer should be waiting");
     first.commit().await.unwrap();
     first.close().await;
     let second = second.await.unwrap().unwrap();
     assert_eq!(second.id, 2);
+}
+
+#[tokio::test]
+async fn a_second_writer_gives_up_after_the_busy_timeout() {
+    let test_db = setup().await;
+    let db = test_db.db.clone();
+    let first = db.acquire().await.unwrap();
+    first.begin().await.unwrap();
+
+    let second = db.acquire().await.unwrap();
+    let started = Instant::now();
+    let refused = second
+        .create_user(&NewUser {
+            name: "Second".into(),
+            email: "second@example.com".into(),
+        })
+        .await;
+    let waited = started.elapsed();
+
+    match refused {
+        Err(StoreError::Unavailable(reason)) => {
+            assert_eq!(reason.to_string(), "the database is busy, try again")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // The busy timeout is 5 s; the last sleep is cut to end on it.
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "gave up after {waited:?}"
+    );
+    second.close().await;
+    first.rollback().await.unwrap();
+    first.close().await;
 }

@@ -66,7 +66,7 @@ pub use database::Postgres;
 pub use error::{ErrorKind, PgError};
 pub use mode::Mode;
 pub use options::PgOptions;
-pub use timer::Timer;
+pub use provision::Timer;
 #[cfg(feature = "tokio")]
 pub use timer::TokioTimer;
 pub use tokio_postgres;

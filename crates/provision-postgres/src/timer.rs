@@ -1,44 +1,17 @@
-//! [`Timer`]: how the library waits, so the same code runs on tokio and on
-//! a host without it (Cloudflare Workers, where JavaScript owns the clock).
+//! [`TokioTimer`], the native default, and `within`: how the library bounds
+//! its waits with a [`Timer`] (provision's, so one clock serves the registry
+//! and the database), on tokio or on a host without it (Cloudflare Workers,
+//! where JavaScript owns the clock).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-/// Sleeps for a while. The library uses it for three bounds: the acquire
-/// budget (waiting, connecting and retrying), the pause between connect
-/// attempts, and the client-side deadline of a statement.
-///
-/// Natively [`TokioTimer`] is the default. A host without tokio supplies
-/// its own through [`PgOptions::timer`](crate::PgOptions::timer); without
-/// one, nothing is bounded by the client (the server's
-/// `statement_timeout` inside transactions still is).
-///
-/// ```
-/// use std::{future::Future, pin::Pin, time::Duration};
-/// use provision_postgres::Timer;
-///
-/// struct Instant;
-/// impl Timer for Instant {
-///     fn sleep(&self, _: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-///         Box::pin(async {})
-///     }
-/// }
-/// ```
-pub trait Timer: Send + Sync + 'static {
-    /// Completes after `duration`.
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+use crate::Timer;
 
-    /// Whether this is [`TokioTimer`], whose sleep the library then keeps
-    /// inline instead of boxing one per statement.
-    #[doc(hidden)]
-    fn is_tokio(&self) -> bool {
-        false
-    }
-}
-
-/// tokio's timer (feature `tokio`, the default).
+/// tokio's timer (feature `tokio`, the default): the library keeps its
+/// sleep inline instead of boxing one per statement.
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioTimer;
@@ -47,10 +20,6 @@ pub struct TokioTimer;
 impl Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration))
-    }
-
-    fn is_tokio(&self) -> bool {
-        true
     }
 }
 
@@ -69,7 +38,7 @@ pub(crate) async fn within<T>(
 ) -> Option<T> {
     let mut work = std::pin::pin!(work);
     #[cfg(feature = "tokio")]
-    if timer.is_tokio() {
+    if (timer as &dyn std::any::Any).is::<TokioTimer>() {
         let mut sleep = std::pin::pin!(None::<tokio::time::Sleep>);
         return std::future::poll_fn(|cx| {
             if let Poll::Ready(output) = work.as_mut().poll(cx) {

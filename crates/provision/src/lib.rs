@@ -204,6 +204,7 @@ mod scope;
 mod service;
 mod step_bound;
 mod store;
+mod timer;
 mod wait_list;
 
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
@@ -224,7 +225,8 @@ pub use registry::{Registry, RegistryBuilder};
 pub use rejection::Rejection;
 pub use scope::RequestScope;
 pub use service::ServiceInfo;
-pub use step_bound::{DEFAULT_STEP_TIMEOUT, Step, Timer};
+pub use step_bound::{DEFAULT_STEP_TIMEOUT, Step};
+pub use timer::Timer;
 
 /// A type's name without module paths: `Arc<Db>` for `alloc::sync::Arc<app::db::Db>`.
 ///

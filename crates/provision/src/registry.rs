@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
+use crate::Timer;
 use crate::graph::{self, Graph};
 use crate::lifetime::LifetimeKind;
 use crate::probe::{Observer, Probe, ServiceStats};
 use crate::resolver::Resolver;
 use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
-use crate::step_bound::{DEFAULT_STEP_TIMEOUT, StepBounds, Timer};
+use crate::step_bound::{DEFAULT_STEP_TIMEOUT, StepBounds};
 use crate::store::{Store, release_all};
 use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::ServiceInfo;
+use crate::{ServiceInfo, Timer};
 
 /// How long a `settle` or `release` step may run, unless the registry was
 /// told otherwise ([`RegistryBuilder::step_timeout`](crate::RegistryBuilder::step_timeout)):
@@ -22,26 +22,6 @@ use crate::ServiceInfo;
 /// enough that a hung one is noticed well inside a shutdown grace period
 /// or the ~30 s Cloudflare Workers gives `waitUntil` work.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Sleeps: how the registry waits out a step's bound, so that the core
-/// depends on no runtime. Natively `provision_axum::TokioTimer`; on
-/// Cloudflare Workers a timer over `worker::Delay`.
-///
-/// ```
-/// use std::{future::Future, pin::Pin, time::Duration};
-///
-/// struct Never;
-/// impl provision::Timer for Never {
-///     fn sleep(&self, _: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-///         Box::pin(std::future::pending())
-///     }
-/// }
-/// let builder = provision::Registry::builder().timer(Never);
-/// ```
-pub trait Timer: Send + Sync + 'static {
-    /// Completes after `duration`.
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
 
 /// The lifecycle step that was abandoned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,13 +4,11 @@
 //! behind it for as long as the lock is held. And a release step stuck in a
 //! query is abandoned after its bound, its connection closed all the same.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use provision::integration::{RegistryControl, ScopeControl};
-use provision::{Dep, Error, Exit, Provide, Registry, Request, Timer};
-use provision_postgres::{Mode, PgConn, PgOptions, PgTx, Postgres};
+use provision::{Dep, Error, Exit, Provide, Registry, Request};
+use provision_postgres::{Mode, PgConn, PgOptions, PgTx, Postgres, TokioTimer};
 
 use crate::support::{Harness, eventually};
 
@@ -63,14 +61,6 @@ async fn a_write_blocked_on_a_lock_is_cancelled_when_its_client_leaves_with_a_po
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_blocked_on_a_lock_is_cancelled_when_its_client_leaves_per_request() {
     a_write_blocked_on_a_lock_is_cancelled_when_its_client_leaves(Mode::PerRequest).await;
-}
-
-struct TokioTimer;
-
-impl Timer for TokioTimer {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep(duration))
-    }
 }
 
 /// Its release runs a query that would take a minute.

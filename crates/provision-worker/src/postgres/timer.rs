@@ -1,4 +1,4 @@
-//! [`WorkersTimer`]: provision-postgres's clock on Workers.
+//! [`WorkersTimer`]: provision's clock on Workers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use worker::send::SendFuture;
 
-/// provision-postgres's [`Timer`](provision_postgres::Timer) on Cloudflare
-/// Workers, where there is no tokio: a JavaScript `setTimeout`
-/// (`worker::Delay`). It bounds getting a connection (the acquire timeout),
+/// provision's [`Timer`](provision::Timer) on Cloudflare Workers, where
+/// there is no tokio: a JavaScript `setTimeout` (`worker::Delay`). For
+/// provision-postgres it bounds getting a connection (the acquire timeout),
 /// paces the retries of transient connect failures and times each
-/// statement. Each sleep belongs to the request that started it, like all
-/// I/O on Workers.
+/// statement; given to `RegistryBuilder::timer`, it bounds settle and
+/// release steps. Each sleep belongs to the request that started it, like
+/// all I/O on Workers.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -23,7 +24,7 @@ use worker::send::SendFuture;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WorkersTimer;
 
-impl provision_postgres::Timer for WorkersTimer {
+impl provision::Timer for WorkersTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         // Workers runs one thread per isolate: the `Send` the trait asks
         // for is never exercised.

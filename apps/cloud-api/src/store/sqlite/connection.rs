@@ -44,7 +44,9 @@ impl SqliteConnection {
                 .as_ref()
                 .expect("connection is present until drop"),
         );
+        let waits = self.pool.lock_waits_counter();
         let joined = tokio::task::spawn_blocking(move || {
+            let _counting = super::busy::counting_into(waits);
             let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut guard)
         })

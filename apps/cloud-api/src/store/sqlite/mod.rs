@@ -6,6 +6,7 @@
 //! `block_in_place` would save a thread hop but panics on a current-thread
 //! runtime, which tests and Workers-style hosts use.
 
+mod busy;
 mod connection;
 mod error;
 pub(crate) mod members;

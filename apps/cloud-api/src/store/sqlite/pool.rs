@@ -1,16 +1,14 @@
 //! A handful of idle SQLite connections kept for reuse.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
+use super::busy;
 use super::connection::SqliteConnection;
 use crate::store::StoreError;
 use crate::store::migrate::migrate_sqlite;
 
-/// How long a write waits for another writer before giving up with
-/// `Unavailable`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept beyond this are closed. Opening one costs a file
 /// open and a few pragmas, so reuse matters under load, but SQLite allows
 /// one writer at a time, so many connections buy nothing.
@@ -26,6 +24,7 @@ pub struct SqlitePool {
 struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    lock_waits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqlitePool {
@@ -69,6 +68,7 @@ impl SqlitePool {
             inner: Arc::new(Inner {
                 path,
                 idle: Mutex::new(Vec::new()),
+                lock_waits: Arc::new(AtomicU64::new(0)),
             }),
         };
         pool.give_back(conn);
@@ -78,6 +78,28 @@ impl SqlitePool {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many times a call on this pool's connections found the write
+    /// lock held by another connection and waited for it (each wait counts
+    /// once, however long it lasts; migrations at open are not counted).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = cloud_api::store::sqlite::SqlitePool::open(dir.path().join("db.sqlite3"))?;
+    /// assert_eq!(pool.lock_waits(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lock_waits(&self) -> u64 {
+        self.inner.lock_waits.load(Ordering::SeqCst)
+    }
+
+    /// The counter [`lock_waits`](Self::lock_waits) reads, for the calls
+    /// that wait.
+    pub(crate) fn lock_waits_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.inner.lock_waits)
     }
 
     /// An idle connection, or a new one.
@@ -120,7 +142,8 @@ impl SqlitePool {
 /// [`SqlitePool::open`]).
 fn open_connection(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // SQLite's busy timeout, with the waits counted (see `busy`).
+    conn.busy_handler(Some(busy::wait_for_the_lock))?;
     // Off by default in SQLite; the schema's cascades and checks need it.
     conn.pragma_update(None, "foreign_keys", true)?;
     // Durable across application crashes in WAL mode; only a power loss
