@@ -195,6 +195,8 @@ mod job;
 mod lazy;
 mod lifetime;
 mod probe;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod provide;
 mod registry;
 #[cfg(feature = "axum")]
@@ -202,6 +204,7 @@ mod rejection;
 mod resolver;
 mod scope;
 mod service;
+mod span;
 mod step_bound;
 mod store;
 mod wait_list;
