@@ -46,13 +46,14 @@ impl Tx {
     }
 }
 
-async fn create_order(tx: Lazy<Tx>) -> Result<&'static str, Error> {
+/// `POST /orders`: builds the transaction.
+pub async fn create_order(tx: Lazy<Tx>) -> Result<&'static str, Error> {
     let _tx = tx.get().await?;
     Ok("created")
 }
 
 /// Each request in a span of its own: the parent of provision's spans.
-async fn request_span(request: Request, next: Next) -> Response {
+pub async fn request_span(request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "request",
         method = %request.method(),

@@ -105,3 +105,41 @@ async fn a_release_after_the_response_is_still_a_child_of_the_request_span() {
         request.span_context.trace_id()
     );
 }
+
+/// A `finish` route runs on a task of its own, in a scope of its own: the
+/// task carries the request's span, so its build, settle and release are
+/// still the request's children.
+#[tokio::test]
+async fn a_finish_route_s_spans_are_children_of_the_request_span() {
+    use axum::routing::post;
+    use provision_axum::{Finish, ProvisionLayer};
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = example::tracer_provider(exporter.clone());
+    let _guard = tracing::subscriber::set_default(example::subscriber(&provider));
+    let registry = provision::Registry::builder()
+        .register::<example::Tx>()
+        .build()
+        .await
+        .unwrap();
+    let mut app = axum::Router::new()
+        .route(
+            "/orders",
+            post(example::create_order).layer(Finish::within(Duration::from_secs(30))),
+        )
+        .layer(ProvisionLayer::new(registry))
+        .layer(axum::middleware::from_fn(example::request_span));
+
+    let (status, body) = example::send_one_request(&mut app).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "created"));
+
+    let spans = spans_once_ended(&exporter, "request").await;
+    let request = named(&spans, "request");
+    for name in ["build", "settle", "release"] {
+        assert_eq!(
+            named(&spans, name).parent_span_id,
+            request.span_context.span_id(),
+            "`{name}` is a child of the request span"
+        );
+    }
+}
