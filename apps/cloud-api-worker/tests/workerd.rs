@@ -529,7 +529,7 @@ async fn users_contract_load_and_connections_in_workerd() {
     assert_eq!(
         metric(
             &metrics,
-            "service_acquisitions_total",
+            "provision_service_acquisitions_total",
             &[r#"service="Conn""#]
         ),
         0.0
@@ -582,10 +582,14 @@ async fn users_contract_load_and_connections_in_workerd() {
     let metrics = api.metrics().await;
     let acquired = metric(
         &metrics,
-        "service_acquisitions_total",
+        "provision_service_acquisitions_total",
         &[r#"service="Conn""#],
     );
-    let released = metric(&metrics, "service_releases_total", &[r#"service="Conn""#]);
+    let released = metric(
+        &metrics,
+        "provision_service_releases_total",
+        &[r#"service="Conn""#],
+    );
     let opened = metric(&metrics, "db_connections_opened_total", &[]);
     assert_eq!(acquired, released, "every Conn acquired was released");
     assert_eq!(
@@ -593,7 +597,7 @@ async fn users_contract_load_and_connections_in_workerd() {
         "one connection per request that needed one"
     );
     assert_eq!(
-        metric(&metrics, "service_held", &[r#"service="Conn""#]),
+        metric(&metrics, "provision_service_held", &[r#"service="Conn""#]),
         0.0
     );
 
@@ -741,11 +745,15 @@ async fn users_contract(api: &Api, ada: i64) -> (usize, Vec<i64>) {
 }
 
 /// Waits (at most ten seconds) until the Worker holds `n` connections
-/// (`service_held` of `Conn` in its metrics).
+/// (`provision_service_held` of `Conn` in its metrics).
 async fn conn_held(api: &Api, n: usize) {
     let started = Instant::now();
     loop {
-        let held = metric(&api.metrics().await, "service_held", &[r#"service="Conn""#]);
+        let held = metric(
+            &api.metrics().await,
+            "provision_service_held",
+            &[r#"service="Conn""#],
+        );
         if held == n as f64 {
             return;
         }
@@ -857,7 +865,7 @@ async fn a_panic_answers_json_500_and_the_isolate_keeps_serving() {
     assert_eq!(
         metric(
             &metrics,
-            "service_releases_total",
+            "provision_service_releases_total",
             &[r#"service="Conn""#, r#"exit="panic""#]
         ),
         11.0,
@@ -1049,8 +1057,8 @@ async fn negative_control_one_connection_per_isolate_fails_the_second_request() 
 
 /// Values of the request services (`Conn`, `Tx`) the Worker holds now.
 fn request_services_held(metrics: &str) -> f64 {
-    metric(metrics, "service_held", &[r#"service="Conn""#])
-        + metric(metrics, "service_held", &[r#"service="Tx""#])
+    metric(metrics, "provision_service_held", &[r#"service="Conn""#])
+        + metric(metrics, "provision_service_held", &[r#"service="Tx""#])
 }
 
 /// A test's own figure: `name` from the environment, else `default`.
@@ -1317,9 +1325,17 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
             let mut quiet = 0;
             loop {
                 let metrics = api.metrics().await;
-                let acquired = metric(&metrics, "service_acquisitions_total", &[r#"service="Tx""#]);
+                let acquired = metric(
+                    &metrics,
+                    "provision_service_acquisitions_total",
+                    &[r#"service="Tx""#],
+                );
                 let held = request_services_held(&metrics);
-                let released = metric(&metrics, "service_releases_total", &[r#"service="Tx""#]);
+                let released = metric(
+                    &metrics,
+                    "provision_service_releases_total",
+                    &[r#"service="Tx""#],
+                );
                 quiet = if released == acquired && held == 0.0 {
                     quiet + 1
                 } else {
@@ -1358,7 +1374,7 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
     let by_exit = |metrics: &str, service: &str, exit: &str| {
         metric(
             metrics,
-            "service_releases_total",
+            "provision_service_releases_total",
             &[
                 &format!("service=\"{service}\""),
                 &format!("exit=\"{exit}\""),
@@ -1378,13 +1394,13 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
     for service in ["Conn", "Tx"] {
         let label = format!("service=\"{service}\"");
         assert_eq!(
-            metric(&metrics, "service_acquisitions_total", &[&label]),
-            metric(&metrics, "service_releases_total", &[&label]),
+            metric(&metrics, "provision_service_acquisitions_total", &[&label]),
+            metric(&metrics, "provision_service_releases_total", &[&label]),
             "{service}: releases == acquisitions"
         );
         assert_eq!(
             by_exit(&metrics, service, "cancelled"),
-            metric(&metrics, "service_releases_total", &[&label]),
+            metric(&metrics, "provision_service_releases_total", &[&label]),
             "{service}: every release saw the cancelled exit"
         );
     }
@@ -1398,7 +1414,7 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
     assert_eq!(rows(&db), 0);
     for service in ["Conn", "Tx"] {
         let label = format!("service=\"{service}\"");
-        let acquired = metric(&metrics, "service_acquisitions_total", &[&label]);
+        let acquired = metric(&metrics, "provision_service_acquisitions_total", &[&label]);
         assert!(
             acquired > 0.0 && acquired <= large as f64,
             "{service}: {acquired}"
@@ -1409,7 +1425,7 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
             "{service}"
         );
         assert_eq!(
-            metric(&metrics, "service_releases_total", &[&label]),
+            metric(&metrics, "provision_service_releases_total", &[&label]),
             acquired,
             "{service}"
         );
@@ -1419,7 +1435,11 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
          memory after {small}: {memory_small} bytes, after {large}: {memory_large} bytes",
         large - small,
         large_took.as_secs_f64(),
-        metric(&metrics, "service_acquisitions_total", &[r#"service="Tx""#]),
+        metric(
+            &metrics,
+            "provision_service_acquisitions_total",
+            &[r#"service="Tx""#]
+        ),
     );
     // The allocator grows the memory in steps: one step of 15 pages
     // (983,040 bytes) was seen in every window measured, 1,900, 3,000 and
@@ -1459,7 +1479,7 @@ async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
     let tx_releases = |metrics: &str, exit: &str| {
         metric(
             metrics,
-            "service_releases_total",
+            "provision_service_releases_total",
             &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
         )
     };
@@ -1483,12 +1503,12 @@ async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
     for service in ["Conn", "Tx"] {
         let label = format!("service=\"{service}\"");
         assert_eq!(
-            metric(&metrics, "service_acquisitions_total", &[&label]),
+            metric(&metrics, "provision_service_acquisitions_total", &[&label]),
             2.0,
             "{service}: one per event"
         );
         assert_eq!(
-            metric(&metrics, "service_releases_total", &[&label]),
+            metric(&metrics, "provision_service_releases_total", &[&label]),
             2.0,
             "{service}: released once per event"
         );
@@ -1740,13 +1760,17 @@ async fn the_users_contract_passes_behind_pgbouncer_in_transaction_mode() {
     let metrics = api.metrics().await;
     let acquired = metric(
         &metrics,
-        "service_acquisitions_total",
+        "provision_service_acquisitions_total",
         &[r#"service="Conn""#],
     );
-    let released = metric(&metrics, "service_releases_total", &[r#"service="Conn""#]);
+    let released = metric(
+        &metrics,
+        "provision_service_releases_total",
+        &[r#"service="Conn""#],
+    );
     assert_eq!(acquired, released, "every Conn acquired was released");
     assert_eq!(
-        metric(&metrics, "service_held", &[r#"service="Conn""#]),
+        metric(&metrics, "provision_service_held", &[r#"service="Conn""#]),
         0.0
     );
     // No transaction left open on a server connection PgBouncer pools.
@@ -1821,7 +1845,7 @@ async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
     let tx = |exit: &str| {
         metric(
             &metrics,
-            "service_releases_total",
+            "provision_service_releases_total",
             &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
         )
     };
@@ -1830,12 +1854,12 @@ async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
     for service in ["Conn", "Tx"] {
         let label = format!("service=\"{service}\"");
         assert_eq!(
-            metric(&metrics, "service_acquisitions_total", &[&label]),
+            metric(&metrics, "provision_service_acquisitions_total", &[&label]),
             2.0,
             "{service}: one per job that ran"
         );
         assert_eq!(
-            metric(&metrics, "service_releases_total", &[&label]),
+            metric(&metrics, "provision_service_releases_total", &[&label]),
             2.0,
             "{service}: released once per job"
         );

@@ -19,7 +19,7 @@ pub fn services(settings: Settings, metrics: Metrics) -> RegistryBuilder {
     builder
         .supply(settings)
         .supply(metrics.clone())
-        .observer(metrics)
+        .observer(metrics.observer())
         // provision's own errors (a service that cannot be provided, a
         // panic, a refused commit) in the same body as every other error.
         .error_response(crate::http::error_response)

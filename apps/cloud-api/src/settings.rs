@@ -72,7 +72,7 @@ pub struct Settings {
 
     /// Longest one service's settle step (a commit) or release step (a
     /// rollback, giving a connection back) may run; past it the step is
-    /// abandoned, logged and counted (`service_steps_abandoned_total`), and
+    /// abandoned, logged and counted (`provision_service_steps_abandoned_total`), and
     /// the others proceed. Above the statement timeout, so that a
     /// statement's own deadline (which cancels it cleanly) comes first.
     #[arg(long, env = "STEP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]

@@ -64,3 +64,121 @@ async fn a_metrics_token_keeps_metrics_private() {
     app.get("/api/health", &[], None).await.expect(200);
     app.stop().await;
 }
+
+/// The value of the one series `series` (name and labels) in `text`.
+fn value(text: &str, series: &str) -> f64 {
+    let found: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("a number"))
+        .collect();
+    assert_eq!(found.len(), 1, "`{series}` once in:\n{text}");
+    found[0]
+}
+
+/// Every service's lifecycle, as the real server serves it at `/metrics`
+/// (provision's `PrometheusObserver`): builds, releases by exit, build
+/// failures, values held, the two histograms, and the app database
+/// released with the shutdown exit when the server stops.
+#[tokio::test]
+async fn every_service_lifecycle_is_served_as_provision_metrics() {
+    let app = app(None).await;
+    let (_, token) = app.user("Ada", "ada@example.com").await;
+    app.get("/api/users", &[], Some(&token)).await.expect(200);
+    app.get("/api/users/{id}", &[&987_654], Some(&token))
+        .await
+        .expect(404);
+    app.post(
+        "/api/users",
+        &[],
+        Some(&token),
+        serde_json::json!({"name": "Grace", "email": "grace@example.com"}),
+    )
+    .await
+    .expect(201);
+    app.get("/api/users", &[], None).await.expect(401); // no token: BearerToken fails
+    app.get("/api/users", &[], Some("not-a-real-token"))
+        .await
+        .expect(401); // Authenticated fails
+
+    let text = scrape(&app, None).await.text().await.unwrap();
+    let conn = r#"service="Conn",lifetime="request""#;
+    let tx = r#"service="Tx",lifetime="request""#;
+    for (series, expected) in [
+        // Conn: the list, the 404, the write's transaction, the bad token.
+        (
+            format!("provision_service_acquisitions_total{{{conn}}}"),
+            4.0,
+        ),
+        (
+            format!(r#"provision_service_releases_total{{{conn},exit="success"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"provision_service_releases_total{{{conn},exit="failure"}}"#),
+            2.0,
+        ),
+        (
+            format!(r#"provision_service_releases_total{{{conn},exit="cancelled"}}"#),
+            0.0,
+        ),
+        (format!("provision_service_held{{{conn}}}"), 0.0),
+        (
+            format!("provision_service_acquire_wait_seconds_count{{{conn}}}"),
+            4.0,
+        ),
+        (
+            format!("provision_service_held_seconds_count{{{conn}}}"),
+            4.0,
+        ),
+        (
+            format!("provision_service_release_failures_total{{{conn}}}"),
+            0.0,
+        ),
+        (format!("provision_service_acquisitions_total{{{tx}}}"), 1.0),
+        (
+            format!(r#"provision_service_releases_total{{{tx},exit="success"}}"#),
+            1.0,
+        ),
+        (
+            format!("provision_service_settle_failures_total{{{tx}}}"),
+            0.0,
+        ),
+        (
+            format!(r#"provision_service_steps_abandoned_total{{{tx},step="settle"}}"#),
+            0.0,
+        ),
+        (
+            r#"provision_service_build_failures_total{service="BearerToken",lifetime="request"}"#
+                .to_owned(),
+            1.0,
+        ),
+        (
+            r#"provision_service_build_failures_total{service="Authenticated",lifetime="request"}"#
+                .to_owned(),
+            1.0,
+        ),
+        (
+            r#"provision_service_held{service="Db",lifetime="app"}"#.to_owned(),
+            1.0,
+        ),
+    ] {
+        assert_eq!(value(&text, &series), expected, "{series}");
+    }
+
+    let metrics = app.metrics.clone();
+    app.stop().await;
+    let text = metrics.encode();
+    let db = r#"service="Db",lifetime="app""#;
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"provision_service_releases_total{{{db},exit="shutdown"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&text, &format!("provision_service_held{{{db}}}")),
+        0.0
+    );
+}

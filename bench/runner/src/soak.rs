@@ -533,11 +533,15 @@ async fn request_services(port: u16) -> Result<BTreeMap<String, (u64, u64, i64, 
         else {
             continue;
         };
-        if name == "service_acquisitions_total" && label("lifetime").as_deref() == Some("request") {
+        if name == "provision_service_acquisitions_total"
+            && label("lifetime").as_deref() == Some("request")
+        {
             services.entry(service).or_default().0 = value as u64;
-        } else if name == "service_held" && label("lifetime").as_deref() == Some("request") {
+        } else if name == "provision_service_held"
+            && label("lifetime").as_deref() == Some("request")
+        {
             services.entry(service).or_default().2 = value as i64;
-        } else if name == "service_releases_total" {
+        } else if name == "provision_service_releases_total" {
             // App services release once, at shutdown: not counted here.
             if let Some(entry) = services.get_mut(&service) {
                 entry.1 += value as u64;

@@ -206,6 +206,7 @@ where
             };
             let (answer, answered) = oneshot::channel();
             let task = run(registry, route, finish.clone(), answer);
+            let task = tracing::Instrument::instrument(task, crate::span::for_task());
             match background {
                 Some(background) => background.spawn(task),
                 None => drop(tokio::spawn(task)),

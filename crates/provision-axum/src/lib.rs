@@ -58,6 +58,7 @@ mod body;
 mod disconnect;
 mod future;
 mod layer;
+mod span;
 mod spawn;
 #[cfg(not(target_arch = "wasm32"))]
 mod timer;

@@ -68,7 +68,8 @@ where
 {
     let registry = RequestScope::current().map(|scope| scope.registry().clone());
     let background = crate::background::current_runtime_background();
-    tokio::spawn(async move {
+    let span = crate::span::for_task();
+    let task = async move {
         let Some(registry) = registry else {
             return Err(Error::new(format!(
                 "spawn_scoped(\"{name}\") called outside a request; use Registry::job there"
@@ -83,5 +84,6 @@ where
             })
             .run(work)
             .await
-    })
+    };
+    tokio::spawn(tracing::Instrument::instrument(task, span))
 }

@@ -170,6 +170,23 @@
 //! * `axum`: [`Dep`], [`Lazy`] and [`RequestScope`] become axum extractors;
 //!   [`Error`] and [`Rejection`] answer with the application's error format
 //!   ([`RegistryBuilder::error_response`], `{"error": ...}` JSON by default).
+//! * `prometheus`: `prometheus::PrometheusObserver`, an [`Observer`] that
+//!   keeps every service's lifecycle (builds, releases by exit, failures,
+//!   steps abandoned, time waiting and held, values held) as Prometheus
+//!   metrics named `provision_service_*`, through `prometheus-client`.
+//!
+//! # Telemetry
+//!
+//! A registry's [`Observer`] ([`RegistryBuilder::observer`]) hears every
+//! build, settle failure and release. Each build, settle and release also
+//! runs in a `tracing` span (`build`, `settle`, `release`; fields
+//! `service`, `lifetime`, `exit`, and `error` when it failed) whose parent
+//! is the request's span (the span current when its scope opened), even
+//! for a release that runs after the response on another task. The spans
+//! are at DEBUG level with the target `provision::span`, so at `info` they
+//! cost only tracing's cached callsite check; a subscriber that enables
+//! them (`RUST_LOG=info,provision::span=debug`, or `tracing-opentelemetry`
+//! for OpenTelemetry) sees them inside the request's trace.
 //!
 //! # For integration crates
 //!
@@ -195,6 +212,8 @@ mod job;
 mod lazy;
 mod lifetime;
 mod probe;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod provide;
 mod registry;
 #[cfg(feature = "axum")]
@@ -202,6 +221,7 @@ mod rejection;
 mod resolver;
 mod scope;
 mod service;
+mod span;
 mod step_bound;
 mod store;
 mod timer;

@@ -13,6 +13,7 @@ pub(crate) struct ServiceStats {
     releases: AtomicU64,
     escapes: AtomicU64,
     build_failures: AtomicU64,
+    settle_failures: AtomicU64,
     release_failures: AtomicU64,
     abandoned_settles: AtomicU64,
     abandoned_releases: AtomicU64,
@@ -26,6 +27,7 @@ impl ServiceStats {
             releases: AtomicU64::new(0),
             escapes: AtomicU64::new(0),
             build_failures: AtomicU64::new(0),
+            settle_failures: AtomicU64::new(0),
             release_failures: AtomicU64::new(0),
             abandoned_settles: AtomicU64::new(0),
             abandoned_releases: AtomicU64::new(0),
@@ -43,6 +45,9 @@ impl ServiceStats {
     }
     pub(crate) fn record_build_failure(&self) {
         self.build_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_settle_failure(&self) {
+        self.settle_failures.fetch_add(1, Relaxed);
     }
     pub(crate) fn record_release_failure(&self) {
         self.release_failures.fetch_add(1, Relaxed);
@@ -67,6 +72,7 @@ impl ServiceStats {
             held: acquires.saturating_sub(releases + escapes),
             escapes,
             build_failures: self.build_failures.load(Relaxed),
+            settle_failures: self.settle_failures.load(Relaxed),
             release_failures: self.release_failures.load(Relaxed),
             abandoned_settles: self.abandoned_settles.load(Relaxed),
             abandoned_releases: self.abandoned_releases.load(Relaxed),
@@ -93,6 +99,9 @@ pub struct ServiceReport {
     pub escapes: u64,
     /// Builds that returned an error.
     pub build_failures: u64,
+    /// Settle steps that returned an error or panicked (abandoned ones
+    /// included).
+    pub settle_failures: u64,
     /// Release steps that returned an error or panicked (abandoned ones
     /// included).
     pub release_failures: u64,
@@ -179,13 +188,26 @@ impl Probe {
     }
 }
 
-/// Callbacks for metrics: told of every build and release. Set one with
-/// [`RegistryBuilder::observer`](crate::RegistryBuilder::observer).
+/// Callbacks for metrics: told of every build, settle failure and release.
+/// Set one with [`RegistryBuilder::observer`](crate::RegistryBuilder::observer);
+/// with the `prometheus` feature, `provision::prometheus::PrometheusObserver`
+/// is a ready one.
 ///
-/// Called on the request's task; keep them cheap (update counters).
+/// Every method has a body that does nothing, so an observer implements
+/// only what it counts. Called on the request's task (a release may run
+/// after the response, on a background task); keep them cheap (update
+/// counters).
+///
+/// Where each fires (`ARCHITECTURE.md`, "Observer hooks"): `acquired` and
+/// `build_failed` when a build ends; `settle_failed` when a settle step
+/// fails, panics or is abandoned; `abandoned` when a step overruns its
+/// bound; `released` once per value built, when its release step has
+/// finished (or was abandoned, or the value was built into a scope that
+/// had already ended and was released at once).
 pub trait Observer: Send + Sync + 'static {
-    /// A value of `service` was built. `elapsed` is the build's wall time
-    /// (`None` on targets without a clock, such as wasm32).
+    /// A value of `service` was built. `elapsed` is the time from asking
+    /// to having it: the build's wall time, its dependencies' builds
+    /// included (`None` on targets without a clock, such as wasm32).
     fn acquired(&self, service: &ServiceInfo, elapsed: Option<Duration>) {
         let _ = (service, elapsed);
     }
@@ -195,15 +217,32 @@ pub trait Observer: Send + Sync + 'static {
         let _ = (service, error);
     }
 
-    /// A value of `service` was released; `error` is set if its release step
-    /// failed.
-    fn released(&self, service: &ServiceInfo, exit: Exit, error: Option<&Error>) {
-        let _ = (service, exit, error);
+    /// The settle step of `service` failed: it returned `error`, panicked
+    /// or was abandoned past its bound (also reported to
+    /// [`abandoned`](Observer::abandoned)). The request then answers with
+    /// an error.
+    fn settle_failed(&self, service: &ServiceInfo, error: &Error) {
+        let _ = (service, error);
+    }
+
+    /// A value of `service` was released with `exit`; `error` is set if its
+    /// release step failed (returned an error, panicked or was abandoned).
+    /// `held` is the time from the end of its build to the end of its
+    /// release (`None` without a clock, such as on wasm32).
+    fn released(
+        &self,
+        service: &ServiceInfo,
+        exit: Exit,
+        error: Option<&Error>,
+        held: Option<Duration>,
+    ) {
+        let _ = (service, exit, error, held);
     }
 
     /// A `step` of `service` overran its `bound` and was abandoned (its
     /// future dropped unfinished). A release is also reported to
-    /// [`released`](Observer::released), with the error.
+    /// [`released`](Observer::released), a settle to
+    /// [`settle_failed`](Observer::settle_failed), each with the error.
     fn abandoned(&self, service: &ServiceInfo, step: Step, bound: Duration) {
         let _ = (service, step, bound);
     }

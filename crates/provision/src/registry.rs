@@ -18,7 +18,7 @@ use crate::resolver::Resolver;
 use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
 use crate::step_bound::{DEFAULT_STEP_TIMEOUT, StepBounds};
-use crate::store::{Store, release_all};
+use crate::store::{Built, Report, Store, release_all};
 use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
 
@@ -282,7 +282,7 @@ impl Registry {
         release_all(
             acquired,
             Exit::Shutdown,
-            self.observer(),
+            self.report(&tracing::Span::none()),
             self.step_bounds(),
         )
         .await;
@@ -352,6 +352,15 @@ impl Registry {
         self.inner.observer.as_deref()
     }
 
+    /// Who hears of releases of app values: the observer, and `span` (none:
+    /// the span current where they run).
+    fn report<'a>(&'a self, span: &'a tracing::Span) -> Report<'a> {
+        Report {
+            observer: self.observer(),
+            span,
+        }
+    }
+
     /// The bounds on settle and release steps, if the registry has a timer.
     pub(crate) fn step_bounds(&self) -> Option<&StepBounds> {
         self.inner.steps.as_ref()
@@ -390,6 +399,8 @@ impl Registry {
             }
             let stats = self.prepare(info)?;
             let build = || self.build_value(info, &stats, Resolver::app(self));
+            let none = tracing::Span::none();
+            let report = self.report(&none);
             let value = if self.inner.started.load(Ordering::Acquire) {
                 tracing::warn!(
                     service = info.name(),
@@ -400,12 +411,12 @@ impl Registry {
                 // another request drives (the Workers rule).
                 self.inner
                     .app_store
-                    .get_or_race(info, &stats, build)
+                    .get_or_race(info, &stats, report, build)
                     .await?
             } else {
                 self.inner
                     .app_store
-                    .get_or_build(info, &stats, build)
+                    .get_or_build(info, &stats, report, build)
                     .await?
             };
             let mut ready = self
@@ -420,47 +431,61 @@ impl Registry {
         })
     }
 
-    /// Builds one value of `info`'s service (or its override), counting it.
+    /// Builds one value of `info`'s service (or its override), counting it,
+    /// in a `build` span.
     pub(crate) async fn build_value(
         &self,
         info: &'static ServiceInfo,
         stats: &ServiceStats,
         resolver: Resolver<'_>,
-    ) -> Result<AnyArc, Error> {
-        // Timed only for an observer: reading the clock twice per build is
-        // measurable on the request path.
+    ) -> Result<Built, Error> {
+        use tracing::Instrument;
+        // Timed only for an observer: reading the clock is measurable on
+        // the request path. The build's end is also the start of the time
+        // the value is held, so one pair of reads gives both figures.
         #[cfg(not(target_arch = "wasm32"))]
         let started = self.observer().map(|_| std::time::Instant::now());
+        let span = crate::span::build(info, resolver.span());
         let build = match self.inner.overrides.get(&info.type_id()) {
             Some(build) => build(),
             None => (info.build)(resolver),
         };
         let built = if info.lifetime() == LifetimeKind::App {
-            self.build_app_value(info, build).await
+            self.build_app_value(info, build)
+                .instrument(span.clone())
+                .await
         } else {
-            build.await
+            build.instrument(span.clone()).await
         };
         #[cfg(not(target_arch = "wasm32"))]
-        let elapsed = started.map(|s| s.elapsed());
+        let (at, elapsed) = match started {
+            Some(started) => {
+                let now = std::time::Instant::now();
+                (Some(now), Some(now - started))
+            }
+            None => (None, None),
+        };
         #[cfg(target_arch = "wasm32")]
-        let elapsed = None;
-        match &built {
-            Ok(_) => {
+        let (at, elapsed) = (None, None);
+        match built {
+            Ok(value) => {
                 stats.record_acquire();
                 tracing::debug!(service = info.name(), lifetime = %info.lifetime(), "acquired");
                 if let Some(observer) = self.observer() {
                     observer.acquired(info, elapsed);
                 }
+                Ok(Built { value, at })
             }
             Err(error) => {
                 stats.record_build_failure();
+                crate::span::record_error(&span, &error);
                 tracing::debug!(service = info.name(), %error, "build failed");
                 if let Some(observer) = self.observer() {
-                    observer.build_failed(info, error);
+                    observer.build_failed(info, &error);
                 }
+                Err(error)
             }
         }
-        built
     }
 
     /// Builds an app value outside any request, refusing it if its build

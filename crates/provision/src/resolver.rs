@@ -29,6 +29,15 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// The span of the scope builds resolve in (none for the app): the
+    /// parent of a build span when no span is current.
+    pub(crate) fn span(&self) -> Option<&'a tracing::Span> {
+        match self.kind {
+            Kind::App(_) => None,
+            Kind::Request(scope) => Some(scope.span()),
+        }
+    }
+
     pub(crate) async fn resolve<T: Provide>(self) -> Result<Dep<T>, Error> {
         match self.kind {
             Kind::App(registry) => registry.resolve_app::<T>().await,

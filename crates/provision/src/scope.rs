@@ -11,7 +11,7 @@ use crate::ambient::{self, Scoped, Slot};
 use crate::lifetime::{Lifetime, LifetimeKind};
 use crate::resolver::Resolver;
 use crate::service::AnyArc;
-use crate::store::{Acquired, Store, release_all};
+use crate::store::{Acquired, Report, Store, release_all};
 use crate::wait_list::WaitList;
 use crate::{Dep, Error, Exit, Provide, Registry, ServiceInfo};
 
@@ -75,6 +75,9 @@ struct Inner {
     /// close interrupted halfway and the final drop do not both tell it.
     finished: AtomicBool,
     tasks: Mutex<Tasks>,
+    /// The span current when the scope opened (the request's): the parent
+    /// of its settle and release spans (`span.rs`).
+    span: tracing::Span,
 }
 
 impl Inner {
@@ -114,6 +117,7 @@ impl RequestScope {
                 closing: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 tasks: Mutex::new(Tasks::default()),
+                span: crate::span::capture(),
             }),
         }
     }
@@ -195,7 +199,7 @@ impl RequestScope {
         let value = self
             .inner
             .store
-            .get_or_build(info, &stats, || {
+            .get_or_build(info, &stats, self.report(), || {
                 registry.build_value(info, &stats, Resolver::request(self))
             })
             .await?;
@@ -212,17 +216,34 @@ impl RequestScope {
                 info.name()
             )));
         }
-        let value = registry
+        let built = registry
             .build_value(info, &stats, Resolver::request(self))
             .await?;
         // The store takes the only handle: if the scope closed while this
         // was being built, it must be able to release the value itself.
-        let value = self
-            .inner
-            .store
-            .record(Acquired { info, value, stats })
-            .await?;
+        let acquired = Acquired {
+            info,
+            value: built.value,
+            stats,
+            built_at: built.at,
+        };
+        let value = self.inner.store.record(acquired, self.report()).await?;
         Ok(downcast(value))
+    }
+
+    /// Who hears of the releases this scope runs: the registry's observer,
+    /// and the request's span.
+    fn report(&self) -> Report<'_> {
+        Report {
+            observer: self.inner.registry.observer(),
+            span: &self.inner.span,
+        }
+    }
+
+    /// The span current when this scope opened (the request's), or none
+    /// when provision's spans are off.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.inner.span
     }
 
     /// Puts a value for request service `T` in this scope without building
@@ -306,9 +327,13 @@ impl RequestScope {
                     // Closed meanwhile: release has taken over.
                     break;
                 };
-                let step = crate::catch_unwind::CatchUnwind::new((info.settle)(&value, exit));
+                let span = crate::span::settle(info, exit, &self.inner.span);
+                let step = span.in_scope(|| {
+                    crate::catch_unwind::CatchUnwind::new((info.settle)(&value, exit))
+                });
                 let bounds = self.inner.registry.step_bounds();
-                let error = match crate::step_bound::bounded(bounds, info, step).await {
+                let step = crate::step_bound::bounded(bounds, info, step);
+                let error = match tracing::Instrument::instrument(step, span.clone()).await {
                     Ok(Ok(Ok(()))) => continue,
                     Ok(Ok(Err(error))) => error,
                     Ok(Err(panic)) => Error::new(format!(
@@ -318,6 +343,7 @@ impl RequestScope {
                     )),
                     Err(bound) => self.settle_abandoned(info, bound),
                 };
+                self.settle_failed(info, &span, &error);
                 match error.status() {
                     Some(status) if status.is_client_error() => {
                         tracing::debug!(service = info.name(), %error, "settle refused")
@@ -342,6 +368,18 @@ impl RequestScope {
         match first_error {
             None => Ok(()),
             Some(error) => Err(error),
+        }
+    }
+
+    /// Counts and reports a failed settle step (and records it on its span).
+    fn settle_failed(&self, info: &'static ServiceInfo, span: &tracing::Span, error: &Error) {
+        let registry = &self.inner.registry;
+        if let Some(stats) = registry.existing_stats(info) {
+            stats.record_settle_failure();
+        }
+        crate::span::record_error(span, error);
+        if let Some(observer) = registry.observer() {
+            observer.settle_failed(info, error);
         }
     }
 
@@ -380,10 +418,9 @@ impl RequestScope {
         self.wait_for_tasks().await;
         let acquired = self.inner.store.close();
         if !acquired.is_empty() {
-            let observer = self.inner.registry.observer();
             let bounds = self.inner.registry.step_bounds();
             self.clone()
-                .enter_while(release_all(acquired, exit, observer, bounds))
+                .enter_while(release_all(acquired, exit, self.report(), bounds))
                 .await;
         }
         self.inner.finish();

@@ -3,6 +3,7 @@
 
 use std::any::TypeId;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use crate::build_once::BuildOnce;
 use crate::probe::ServiceStats;
@@ -16,6 +17,24 @@ pub(crate) struct Acquired {
     pub(crate) info: &'static ServiceInfo,
     pub(crate) value: AnyArc,
     pub(crate) stats: Arc<ServiceStats>,
+    /// When its build ended, for the observer's time held; `None` without
+    /// an observer or a clock.
+    pub(crate) built_at: Option<Instant>,
+}
+
+/// A value just built, and when its build ended (see `Acquired::built_at`).
+pub(crate) struct Built {
+    pub(crate) value: AnyArc,
+    pub(crate) at: Option<Instant>,
+}
+
+/// Who hears of releases the store runs itself (a value built into a scope
+/// that had already ended): the registry's observer, and the span the
+/// release spans belong to.
+#[derive(Clone, Copy)]
+pub(crate) struct Report<'a> {
+    pub(crate) observer: Option<&'a dyn crate::Observer>,
+    pub(crate) span: &'a tracing::Span,
 }
 
 pub(crate) struct Store {
@@ -93,10 +112,11 @@ impl Store {
         &self,
         info: &'static ServiceInfo,
         stats: &Arc<ServiceStats>,
+        report: Report<'_>,
         build: impl FnOnce() -> Fut,
     ) -> Result<AnyArc, Error>
     where
-        Fut: Future<Output = Result<AnyArc, Error>>,
+        Fut: Future<Output = Result<Built, Error>>,
     {
         let id = info.type_id();
         let mut build = Some(build);
@@ -143,7 +163,7 @@ impl Store {
                     };
                     let result = build().await;
                     abandon.armed = false;
-                    return self.finish_build(info, stats, number, result).await;
+                    return self.finish_build(info, stats, report, number, result).await;
                 }
             }
         }
@@ -162,16 +182,17 @@ impl Store {
         &self,
         info: &'static ServiceInfo,
         stats: &Arc<ServiceStats>,
+        report: Report<'_>,
         build: impl FnOnce() -> Fut,
     ) -> Result<AnyArc, Error>
     where
-        Fut: Future<Output = Result<AnyArc, Error>>,
+        Fut: Future<Output = Result<Built, Error>>,
     {
         let id = info.type_id();
         if let Some(value) = self.get(id) {
             return Ok(value);
         }
-        let value = build().await?;
+        let Built { value, at } = build().await?;
         let (kept, lost) = {
             let mut state = self.lock();
             let winner = state.slots.iter().find_map(|(t, slot)| match slot {
@@ -187,6 +208,7 @@ impl Store {
                         info,
                         value: value.clone(),
                         stats: stats.clone(),
+                        built_at: at,
                     });
                     (Ok(value), None)
                 }
@@ -198,9 +220,10 @@ impl Store {
                     info,
                     value,
                     stats: stats.clone(),
+                    built_at: at,
                 }],
                 Exit::Cancelled,
-                None,
+                report,
                 None,
             )
             .await;
@@ -212,10 +235,15 @@ impl Store {
         &self,
         info: &'static ServiceInfo,
         stats: &Arc<ServiceStats>,
+        report: Report<'_>,
         build: u64,
-        result: Result<AnyArc, Error>,
+        result: Result<Built, Error>,
     ) -> Result<AnyArc, Error> {
         let id = info.type_id();
+        let (result, built_at) = match result {
+            Ok(Built { value, at }) => (Ok(value), at),
+            Err(error) => (Err(error), None),
+        };
         let (late, waiters) = {
             let mut state = self.lock();
             let waiters = state.take_building(id, build);
@@ -226,6 +254,7 @@ impl Store {
                         info,
                         value: value.clone(),
                         stats: stats.clone(),
+                        built_at,
                     });
                     None
                 }
@@ -254,9 +283,10 @@ impl Store {
                         info,
                         value,
                         stats: stats.clone(),
+                        built_at,
                     }],
                     Exit::Cancelled,
-                    None,
+                    report,
                     None,
                 )
                 .await;
@@ -269,7 +299,11 @@ impl Store {
     /// handle to it. If the scope has closed meanwhile, the value is
     /// released at once: `acquired` must be the only handle, or it could not
     /// be.
-    pub(crate) async fn record(&self, acquired: Acquired) -> Result<AnyArc, Error> {
+    pub(crate) async fn record(
+        &self,
+        acquired: Acquired,
+        report: Report<'_>,
+    ) -> Result<AnyArc, Error> {
         let late = {
             let mut state = self.lock();
             if state.closed {
@@ -281,7 +315,7 @@ impl Store {
             }
         };
         let error = closed_error(late.info);
-        release_all(vec![late], Exit::Cancelled, None, None).await;
+        release_all(vec![late], Exit::Cancelled, report, None).await;
         Err(error)
     }
 
@@ -397,22 +431,39 @@ impl State {
 
 /// Releases values in reverse order of acquisition, each exactly once. A
 /// release that fails or panics is reported and does not stop the others.
+/// Each step runs in a `release` span, a child of `report.span`.
 pub(crate) async fn release_all(
     acquired: Vec<Acquired>,
     exit: Exit,
-    observer: Option<&dyn crate::Observer>,
+    report: Report<'_>,
     bounds: Option<&crate::step_bound::StepBounds>,
 ) {
-    for Acquired { info, value, stats } in acquired.into_iter().rev() {
+    use tracing::Instrument;
+    let observer = report.observer;
+    for Acquired {
+        info,
+        value,
+        stats,
+        built_at,
+    } in acquired.into_iter().rev()
+    {
+        let span = crate::span::release(info, exit, report.span);
+        // Read once the step has ended (or was abandoned): the value was
+        // held until then.
+        let held = || built_at.map(|at| at.elapsed());
         // A release may do its work when it is called (the default drops
         // the value then), so a panic there is caught as well as one while
         // it is awaited.
-        let started =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (info.release)(value, exit)));
+        let started = span.in_scope(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (info.release)(value, exit)))
+        });
         let outcome = match started {
             Ok(Ok(release)) => {
                 let release = crate::catch_unwind::CatchUnwind::new(release);
-                match crate::step_bound::bounded(bounds, info, release).await {
+                match crate::step_bound::bounded(bounds, info, release)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(outcome) => outcome,
                     Err(bound) => {
                         // Dropped unfinished: whatever it held is dropped
@@ -424,6 +475,7 @@ pub(crate) async fn release_all(
                             "release of `{}` did not finish within {bound:?}, so it was abandoned",
                             info.name()
                         ));
+                        crate::span::record_error(&span, &error);
                         tracing::error!(
                             service = info.name(),
                             exit = exit.label(),
@@ -432,7 +484,7 @@ pub(crate) async fn release_all(
                         );
                         if let Some(observer) = observer {
                             observer.abandoned(info, crate::Step::Release, bound);
-                            observer.released(info, exit, Some(&error));
+                            observer.released(info, exit, Some(&error), held());
                         }
                         continue;
                     }
@@ -472,8 +524,11 @@ pub(crate) async fn release_all(
                 Err(error)
             }
         };
+        if let Err(error) = &outcome {
+            crate::span::record_error(&span, error);
+        }
         if let Some(observer) = observer {
-            observer.released(info, exit, outcome.as_ref().err());
+            observer.released(info, exit, outcome.as_ref().err(), held());
         }
     }
 }

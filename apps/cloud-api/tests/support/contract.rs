@@ -674,11 +674,11 @@ pub async fn metrics_count_requests_and_services(backend: Backend) {
         r#"http_requests_total{method="GET",route="/api/users",status="200"} 2"#,
         r#"http_requests_total{method="GET",route="/api/users/{id}",status="404"} 1"#,
         r#"http_requests_total{method="GET",route="/api/health",status="200"} 1"#,
-        r#"service_acquisitions_total{service="Conn",lifetime="request"} 3"#,
-        r#"service_held{service="Conn",lifetime="request"} 0"#,
-        r#"service_releases_total{service="Conn",exit="success"} 2"#,
-        r#"service_releases_total{service="Conn",exit="failure"} 1"#,
-        r#"service_acquisitions_total{service="Db",lifetime="app"} 1"#,
+        r#"provision_service_acquisitions_total{service="Conn",lifetime="request"} 3"#,
+        r#"provision_service_held{service="Conn",lifetime="request"} 0"#,
+        r#"provision_service_releases_total{service="Conn",lifetime="request",exit="success"} 2"#,
+        r#"provision_service_releases_total{service="Conn",lifetime="request",exit="failure"} 1"#,
+        r#"provision_service_acquisitions_total{service="Db",lifetime="app"} 1"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -691,7 +691,7 @@ pub async fn metrics_count_requests_and_services(backend: Backend) {
     );
     assert!(
         text.contains(
-            r#"service_acquire_duration_seconds_count{service="Conn",lifetime="request"} 3"#
+            r#"provision_service_acquire_wait_seconds_count{service="Conn",lifetime="request"} 3"#
         ),
         "{text}"
     );

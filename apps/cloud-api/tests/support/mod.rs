@@ -359,15 +359,21 @@ pub async fn half_created_organisations(client: &tokio_postgres::Client) -> i64 
         .get(0)
 }
 
-/// Values of `service` released with `exit` (`success`, `cancelled`, ...),
-/// as the service's own metrics (`/metrics`) count them.
+/// Values of request service `service` released with `exit` (`success`,
+/// `cancelled`, ...), as the service's own metrics (`/metrics`) count them.
 pub fn releases(metrics: &Metrics, service: &str, exit: &str) -> u64 {
-    let labels = format!(r#"service_releases_total{{service="{service}",exit="{exit}"}} "#);
+    let labels = format!(
+        r#"provision_service_releases_total{{service="{service}",lifetime="request",exit="{exit}"}} "#
+    );
     metrics
         .encode()
         .lines()
         .find_map(|l| l.strip_prefix(&labels))
-        .map_or(0, |n| n.parse().expect("a count"))
+        // Every exit's series exists, at 0, once the service was built: a
+        // missing one is a wrong name, not a zero.
+        .unwrap_or_else(|| panic!("no series `{labels}` in /metrics"))
+        .parse()
+        .expect("a count")
 }
 
 /// `Tx` values released with `exit`: [`releases`] of the transaction.

@@ -37,7 +37,13 @@ provision::supplied!(Signals);
 struct Releases(Arc<Mutex<Vec<(TypeId, Exit, bool)>>>);
 
 impl Observer for Releases {
-    fn released(&self, service: &ServiceInfo, exit: Exit, error: Option<&Error>) {
+    fn released(
+        &self,
+        service: &ServiceInfo,
+        exit: Exit,
+        error: Option<&Error>,
+        _held: Option<std::time::Duration>,
+    ) {
         self.0
             .lock()
             .unwrap()
