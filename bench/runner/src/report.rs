@@ -708,8 +708,21 @@ impl Report {
     fn commands(&self) -> Vec<String> {
         let mut commands = vec![format!(
             "cargo run -p bench-runner --release{}",
-            if self.plan.quick { " -- --quick" } else { "" }
+            if self.plan.only_worker {
+                " -- --only-worker"
+            } else if self.plan.quick {
+                " -- --quick"
+            } else {
+                ""
+            }
         )];
+        if self.plan.only_worker {
+            // Only the database setup and the Workers ran.
+            commands.push("cargo build --release -p cloud-api".into());
+            commands.push("target/release/cloud-api migrate --database-url postgres://postgres@127.0.0.1:PGPORT/DB".into());
+            commands.extend(self.worker.commands());
+            return commands;
+        }
         commands.push("cargo build --release -p cloud-api -p bench-baseline".into());
         if self.micro.is_some() {
             commands.extend(micro::commands(&self.plan));
