@@ -16,7 +16,7 @@ use provision::{
     App as AppLifetime, Dep, Error, Exit, Provide, Registry, RegistryBuilder, RequestBound,
     RequestScope,
 };
-use provision_axum::ProvisionLayer;
+use provision_axum::{Finish, ProvisionLayer};
 use provision_worker::postgres::{PgSession, PgTarget};
 use serde_json::{Value, json};
 use worker::send::SendFuture;
@@ -27,8 +27,14 @@ pub(crate) fn services(builder: RegistryBuilder) -> RegistryBuilder {
     builder
 }
 
+/// The deadline of `/__test/finish-write`: short, so that a test can run a
+/// write past it (the production routes have 30 s).
+const FINISH_DEADLINE: Duration = Duration::from_secs(2);
+
 /// The production router plus the test routes, on the same registry.
 pub(crate) fn add(router: Router, registry: &Registry) -> Router {
+    let finish = Finish::within(FINISH_DEADLINE);
+    let outcomes = finish.clone();
     let routes = Router::new()
         .route("/__test/panic", get(panic_now))
         .route("/__test/abort", get(abort_now))
@@ -38,6 +44,15 @@ pub(crate) fn add(router: Router, registry: &Registry) -> Router {
         )
         .route("/__test/slow", get(slow))
         .route("/__test/slow-write", axum::routing::post(slow_write))
+        // The same write with the `finish` disconnect policy.
+        .route(
+            "/__test/finish-write",
+            axum::routing::post(slow_write).layer(finish),
+        )
+        .route(
+            "/__test/finish-outcomes",
+            get(move || finish_outcomes(outcomes.clone())),
+        )
         .route("/__test/memory", get(memory))
         .route("/__test/sleep", get(sleep))
         .route("/__test/echo", axum::routing::post(echo))
@@ -82,8 +97,11 @@ struct SlowWrite {
 }
 
 /// Inserts a user in this request's transaction, then holds it open for
-/// `ms` milliseconds before answering 201 (the commit is in `Tx::settle`):
-/// a client that gives up meanwhile must leave no row behind.
+/// `ms` milliseconds before answering 201 (the commit is in `Tx::settle`).
+/// On `/__test/slow-write` (policy `cancel`) a client that gives up
+/// meanwhile must leave no row behind; on `/__test/finish-write` (policy
+/// `finish`) the write commits all the same, unless it runs past the
+/// route's deadline.
 async fn slow_write(Query(write): Query<SlowWrite>, Dep(tx): Dep<Tx>) -> (StatusCode, Json<Value>) {
     let new = NewUser {
         name: "Slow".into(),
@@ -92,6 +110,17 @@ async fn slow_write(Query(write): Query<SlowWrite>, Dep(tx): Dep<Tx>) -> (Status
     let user = tx.get().unwrap().create_user(&new).await.unwrap();
     SendFuture::new(worker::Delay::from(Duration::from_millis(write.ms))).await;
     (StatusCode::CREATED, Json(json!({ "id": user.id })))
+}
+
+/// What the `finish` routes of this isolate did so far.
+async fn finish_outcomes(finish: Finish) -> Json<Value> {
+    let outcomes = finish.outcomes();
+    Json(json!({
+        "answered": outcomes.answered,
+        "disconnected": outcomes.disconnected,
+        "finished_after_disconnect": outcomes.finished_after_disconnect,
+        "cut_by_deadline": outcomes.cut_by_deadline,
+    }))
 }
 
 #[derive(serde::Deserialize)]

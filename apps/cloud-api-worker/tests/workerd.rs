@@ -1455,6 +1455,190 @@ async fn clients_that_go_away_mid_write_leave_no_row_and_every_release_runs() {
     api.get("/api/users", "/api/users").await.expect(200);
 }
 
+/// Sends `POST path` on a connection of its own, checks that nothing is
+/// answered within `after`, then resets the connection (RST): a client that
+/// gave up, as Cloudflare's edge passes it on.
+async fn give_up_after(port: u16, path: &str, after: Duration) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!("POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = [0u8; 1];
+    let read = tokio::time::timeout(
+        after,
+        tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
+    )
+    .await;
+    assert!(read.is_err(), "{path}: answered before the client gave up");
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+}
+
+/// Polls the Worker's metrics until `Tx` has `n` releases in all, at most
+/// 30 s; returns the metrics then.
+async fn tx_releases_reach(api: &Api, n: f64) -> String {
+    let started = Instant::now();
+    loop {
+        let metrics = api.metrics().await;
+        let released = metric(&metrics, "service_releases_total", &[r#"service="Tx""#]);
+        if released >= n {
+            return metrics;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Tx: {released} releases after 30 s, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test-worker"]
+async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline() {
+    let (db, workerd, api) = serve_e2e_build().await;
+    let rows = |email: &str| -> usize {
+        db.cluster
+            .psql(
+                &db.name,
+                &format!("SELECT count(*) FROM users WHERE email = '{email}'"),
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let tx_exit = |metrics: &str, exit: &str| {
+        metric(
+            metrics,
+            "service_releases_total",
+            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
+        )
+    };
+    let outcomes = || async {
+        api.call(
+            Method::GET,
+            "/__test/finish-outcomes",
+            "/__test/finish-outcomes",
+            Auth::None,
+            None,
+        )
+        .await
+        .expect(200)
+        .body
+    };
+
+    // `finish` (deadline 2 s): the client leaves 0.3 s into a 1 s write;
+    // the write runs on, commits, and its transaction is released with the
+    // success exit.
+    give_up_after(
+        workerd.port,
+        "/__test/finish-write?ms=1000&email=finished@example.com",
+        Duration::from_millis(300),
+    )
+    .await;
+    let metrics = tx_releases_reach(&api, 1.0).await;
+    let after_finish = outcomes().await;
+    println!(
+        "finish, client gone: rows {}, Tx success {} cancelled {}, outcomes {after_finish}",
+        rows("finished@example.com"),
+        tx_exit(&metrics, "success"),
+        tx_exit(&metrics, "cancelled"),
+    );
+    assert_eq!(
+        rows("finished@example.com"),
+        1,
+        "the finished write is kept"
+    );
+    assert_eq!(tx_exit(&metrics, "success"), 1.0);
+    assert_eq!(tx_exit(&metrics, "cancelled"), 0.0);
+    assert_eq!(after_finish["disconnected"], 1);
+    assert_eq!(after_finish["finished_after_disconnect"], 1);
+    db.no_worker_connections_left().await;
+
+    // `cancel` (the default), the same write: rolled back, released with
+    // the cancelled exit.
+    give_up_after(
+        workerd.port,
+        "/__test/slow-write?ms=1000&email=cancelled@example.com",
+        Duration::from_millis(300),
+    )
+    .await;
+    let metrics = tx_releases_reach(&api, 2.0).await;
+    println!(
+        "cancel, client gone: rows {}, Tx success {} cancelled {}",
+        rows("cancelled@example.com"),
+        tx_exit(&metrics, "success"),
+        tx_exit(&metrics, "cancelled"),
+    );
+    assert_eq!(
+        rows("cancelled@example.com"),
+        0,
+        "the cancelled write is gone"
+    );
+    assert_eq!(tx_exit(&metrics, "success"), 1.0);
+    assert_eq!(tx_exit(&metrics, "cancelled"), 1.0);
+    db.no_worker_connections_left().await;
+
+    // `finish` past its deadline, the client still there: cut at 2 s,
+    // answered 503 in JSON, rolled back, released cancelled, counted.
+    let started = Instant::now();
+    let cut = api
+        .call(
+            Method::POST,
+            "/__test/finish-write",
+            "/__test/finish-write?ms=6000&email=late@example.com",
+            Auth::None,
+            None,
+        )
+        .await;
+    let took = started.elapsed();
+    let metrics = tx_releases_reach(&api, 3.0).await;
+    let after_cut = outcomes().await;
+    println!(
+        "finish past its deadline, client there: {} {} in {:.2} s; rows {}, Tx success {} cancelled {}, outcomes {after_cut}",
+        cut.status,
+        cut.body,
+        took.as_secs_f64(),
+        rows("late@example.com"),
+        tx_exit(&metrics, "success"),
+        tx_exit(&metrics, "cancelled"),
+    );
+    let cut = cut.expect(503);
+    assert!(cut.error().contains("deadline"), "{}", cut.body);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "cut after {took:?}, not at its 2 s deadline"
+    );
+    assert_eq!(rows("late@example.com"), 0, "a cut write is rolled back");
+    assert_eq!(tx_exit(&metrics, "cancelled"), 2.0);
+    assert_eq!(after_cut["cut_by_deadline"], 1);
+
+    // And with its client gone: cut all the same, nothing kept, counted.
+    give_up_after(
+        workerd.port,
+        "/__test/finish-write?ms=6000&email=late-and-gone@example.com",
+        Duration::from_millis(300),
+    )
+    .await;
+    let metrics = tx_releases_reach(&api, 4.0).await;
+    let after_gone = outcomes().await;
+    println!(
+        "finish past its deadline, client gone: rows {}, Tx success {} cancelled {}, outcomes {after_gone}",
+        rows("late-and-gone@example.com"),
+        tx_exit(&metrics, "success"),
+        tx_exit(&metrics, "cancelled"),
+    );
+    assert_eq!(rows("late-and-gone@example.com"), 0);
+    assert_eq!(tx_exit(&metrics, "success"), 1.0);
+    assert_eq!(tx_exit(&metrics, "cancelled"), 3.0);
+    assert_eq!(after_gone["cut_by_deadline"], 2);
+    assert_eq!(after_gone["finished_after_disconnect"], 1);
+    db.no_worker_connections_left().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {

@@ -24,7 +24,10 @@
 //! 5. the Worker build of cloud-api (`apps/cloud-api-worker`, built by
 //!    `scripts/build-worker`) served by workerd on loopback against the same
 //!    database: health and users with the same wrk method, compared with
-//!    the native server in per-request mode (`worker.rs`).
+//!    the native server in per-request mode, and its CPU per health request
+//!    against a bare workers-rs Worker (`bench/worker-bare`) built and
+//!    served the same way, alternated (`worker.rs`; `--only-worker` runs
+//!    just this part).
 //!
 //! Performance is only ever reported, never asserted: targets are marked met
 //! or missed in the report, and charts drawn from the run (`charts.rs`) are
@@ -84,6 +87,8 @@ pub struct Plan {
     pub only_bad_input: bool,
     /// Only the instructions per request under callgrind.
     pub only_callgrind: bool,
+    /// Only the Worker in workerd (and the bare Worker beside it).
+    pub only_worker: bool,
     /// Some of the matrix was narrowed from the command line.
     pub custom: bool,
 }
@@ -109,6 +114,7 @@ impl Plan {
             only_load: false,
             only_bad_input: false,
             only_callgrind: false,
+            only_worker: false,
             custom: false,
         }
     }
@@ -155,6 +161,8 @@ usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-w
   --only-load        only the HTTP load (no micro, connection cost, ceiling)
   --only-bad-input   only the connections per 4xx (bad input, per-request mode)
   --only-callgrind   only the instructions per request (callgrind, pool mode)
+  --only-worker      only the Worker in workerd and the bare workers-rs Worker
+                     beside it (builds cloud-api for the database setup only)
   --mode M           pool or per-request (repeatable)
   --endpoint E       health, users-list, user-get or user-create (repeatable)
   --concurrency C    wrk connections (repeatable)
@@ -191,6 +199,12 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
                 plan.only_callgrind = true;
                 plan.skip_micro = true;
                 plan.skip_worker = true;
+                plan.custom = true;
+            }
+            "--only-worker" => {
+                plan.only_worker = true;
+                plan.skip_micro = true;
+                plan.skip_effect = true;
                 plan.custom = true;
             }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
@@ -241,6 +255,9 @@ fn parse_args() -> Result<(Plan, Option<PathBuf>), String> {
     if plan.only_load {
         plan.skip_micro = true;
         plan.custom = true;
+    }
+    if plan.only_worker && plan.skip_worker {
+        return Err("--only-worker and --skip-worker exclude each other".into());
     }
     if plan.rounds == 0 || plan.duration_s == 0 {
         return Err("--rounds and --duration must be at least 1".into());
@@ -352,6 +369,15 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
         report.profile = Some(profile::run(&env, &root, &plan, started).await);
         return finish(report, env, &root, tmp, out, started, measure_started);
     }
+    if plan.only_worker {
+        let builds = worker_build.expect("--only-worker builds the Worker");
+        say(
+            started,
+            "the Worker build in workerd: wrk, and against the bare workers-rs Worker",
+        );
+        report.worker = worker::run(&env, &root, &tmp, &plan, builds, started).await;
+        return finish(report, env, &root, tmp, out, started, measure_started);
+    }
 
     say(
         started,
@@ -394,12 +420,12 @@ async fn run(plan: Plan, root: PathBuf, out: PathBuf, started: Instant) -> Resul
     }
 
     report.worker = match worker_build {
-        Some(build) => {
+        Some(builds) => {
             say(
                 started,
-                "the Worker build in workerd: wrk, as the native servers",
+                "the Worker build in workerd: wrk, as the native servers, and against the bare workers-rs Worker",
             );
-            worker::run(&env, &root, &tmp, &plan, build, started).await
+            worker::run(&env, &root, &tmp, &plan, builds, started).await
         }
         None => worker::Worker::not_run("left out (--skip-worker)"),
     };

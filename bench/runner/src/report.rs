@@ -170,6 +170,20 @@ struct WorkerCell {
     cpu_ratio: Option<f64>,
 }
 
+/// Health at one concurrency: the reference Worker against the bare
+/// workers-rs Worker, both in workerd, alternated in the same run.
+#[derive(Debug, Clone, Serialize)]
+struct BareCell {
+    concurrency: u32,
+    /// Runs of each that answered requests.
+    rounds: usize,
+    worker: Side,
+    bare: Side,
+    /// Reference / bare, of the medians of workerd's CPU per request.
+    cpu_ratio: f64,
+    rps_ratio: f64,
+}
+
 fn ms(us: f64) -> String {
     if us >= 100_000.0 {
         format!("{:.0} ms", us / 1000.0)
@@ -335,6 +349,38 @@ impl Report {
                     native,
                 });
             }
+        }
+        out
+    }
+
+    fn bare_cells(&self) -> Vec<BareCell> {
+        let Some(versus) = &self.worker.versus_bare else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &concurrency in &versus.concurrency {
+            let of = |kind: Kind| -> Vec<&Run> {
+                versus
+                    .runs
+                    .iter()
+                    .filter(|r| r.server == kind && r.concurrency == concurrency)
+                    .filter(|r| r.requests > 0)
+                    .collect()
+            };
+            let (worker_runs, bare_runs) = (of(Kind::Worker), of(Kind::WorkerBare));
+            if worker_runs.is_empty() || bare_runs.is_empty() {
+                continue;
+            }
+            let worker = side(&worker_runs, None);
+            let bare = side(&bare_runs, None);
+            out.push(BareCell {
+                concurrency,
+                rounds: worker_runs.len().min(bare_runs.len()),
+                cpu_ratio: worker.cpu_us_per_request / bare.cpu_us_per_request,
+                rps_ratio: worker.rps / bare.rps,
+                worker,
+                bare,
+            });
         }
         out
     }
@@ -525,6 +571,39 @@ impl Report {
                 }))
             },
         });
+        let bare_cells = self.bare_cells();
+        targets.push(Target {
+            target: format!(
+                "Workers: workerd's CPU per health request, the reference Worker / a bare workers-rs Worker built the same way, alternated (at most {:.1})",
+                crate::worker::BARE_TARGET
+            ),
+            measured: if bare_cells.is_empty() {
+                format!("{}: {}", self.worker.status, self.worker.reason)
+            } else {
+                bare_cells
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "c={}: {:.2} ({:.0} / {:.0} us)",
+                            c.concurrency,
+                            c.cpu_ratio,
+                            c.worker.cpu_us_per_request,
+                            c.bare.cpu_us_per_request
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            met: if bare_cells.is_empty() {
+                None
+            } else {
+                Some(
+                    bare_cells
+                        .iter()
+                        .all(|c| c.cpu_ratio <= crate::worker::BARE_TARGET),
+                )
+            },
+        });
         if let Some(d) = &self.defaults {
             let ratio = d.ratio(|r| r.rps);
             targets.push(Target {
@@ -617,6 +696,9 @@ impl Report {
                 "commands": self.worker.commands(),
                 "cells": worker_cells,
                 "runs": self.worker.runs,
+                "bare_build": self.worker.bare_build,
+                "versus_bare": self.worker.versus_bare,
+                "versus_bare_cells": self.bare_cells(),
             },
         });
         let json = serde_json::to_string_pretty(&json).expect("serialisable") + "\n";
@@ -626,8 +708,21 @@ impl Report {
     fn commands(&self) -> Vec<String> {
         let mut commands = vec![format!(
             "cargo run -p bench-runner --release{}",
-            if self.plan.quick { " -- --quick" } else { "" }
+            if self.plan.only_worker {
+                " -- --only-worker"
+            } else if self.plan.quick {
+                " -- --quick"
+            } else {
+                ""
+            }
         )];
+        if self.plan.only_worker {
+            // Only the database setup and the Workers ran.
+            commands.push("cargo build --release -p cloud-api".into());
+            commands.push("target/release/cloud-api migrate --database-url postgres://postgres@127.0.0.1:PGPORT/DB".into());
+            commands.extend(self.worker.commands());
+            return commands;
+        }
         commands.push("cargo build --release -p cloud-api -p bench-baseline".into());
         if self.micro.is_some() {
             commands.extend(micro::commands(&self.plan));
@@ -1343,5 +1438,83 @@ impl Report {
             let _ = writeln!(md, "- {note}");
         }
         let _ = writeln!(md);
+        self.bare_markdown(md);
+    }
+
+    /// "Against a bare workers-rs Worker": issue 14's Workers target.
+    fn bare_markdown(&self, md: &mut String) {
+        let w = &self.worker;
+        let _ = writeln!(
+            md,
+            "### Against a bare workers-rs Worker
+"
+        );
+        let (Some(build), Some(versus)) = (&w.bare_build, &w.versus_bare) else {
+            let _ = writeln!(
+                md,
+                "Not measured ({}): {}.
+",
+                w.status, w.reason
+            );
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "`{}`: a plain `#[event(fetch)]` answering `GET /api/health` with the same JSON (workers-rs's own `Request` and `Response`: no `http` conversion, axum, provision, tracing or metrics), built by `{}` (the same profile, nightly, wasm-bindgen, wasm-opt and esbuild; `index_bg.wasm` {} KiB, `index.js` {} KiB, built in {:.0} s) and served by the same workerd with `{}/workerd.capnp`, at the same time as the reference Worker (which had just served the cells above). Health on each in turn, the first of each round alternating, {} round(s) per concurrency, the same wrk method and CPU reading; medians. Target: the reference's CPU per request at most {:.1} times the bare one's.\n",
+            build.crate_dir,
+            build.command,
+            count(build.wasm_kib as f64),
+            count(build.js_kib as f64),
+            build.seconds,
+            build.crate_dir,
+            versus.rounds,
+            crate::worker::BARE_TARGET,
+        );
+        let cells = self.bare_cells();
+        if !cells.is_empty() {
+            let _ = writeln!(
+                md,
+                "| c | rounds | CPU per request, reference / bare | CPU ratio | target | rps, reference / bare | rps ratio | p50, reference / bare |"
+            );
+            let _ = writeln!(md, "|--:|--:|--:|--:|---|--:|--:|--:|");
+            for c in &cells {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} / {:.0} us | {:.2} | {} | {} / {} | {:.2} | {} / {} |",
+                    c.concurrency,
+                    c.rounds,
+                    c.worker.cpu_us_per_request,
+                    c.bare.cpu_us_per_request,
+                    c.cpu_ratio,
+                    mark(Some(c.cpu_ratio <= crate::worker::BARE_TARGET)),
+                    count(c.worker.rps),
+                    count(c.bare.rps),
+                    c.rps_ratio,
+                    ms(c.worker.p50_us),
+                    ms(c.bare.p50_us),
+                );
+            }
+            let _ = writeln!(md);
+            let each: Vec<String> = versus
+                .runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} c={} #{} {:.0} us",
+                        r.server.label(),
+                        r.concurrency,
+                        r.round,
+                        r.cpu_us_per_request
+                    )
+                })
+                .collect();
+            let _ = writeln!(md, "Every run, in order: {}.\n", each.join(", "));
+        }
+        for failure in &versus.failures {
+            let _ = writeln!(md, "- **Not measured**: {failure}");
+        }
+        if !versus.failures.is_empty() {
+            let _ = writeln!(md);
+        }
     }
 }

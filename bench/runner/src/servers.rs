@@ -48,6 +48,9 @@ pub enum Kind {
     /// `cloud-api-worker`: the same service built for Cloudflare Workers
     /// (wasm32), served by workerd.
     Worker,
+    /// `bench/worker-bare`: a bare workers-rs Worker answering health, served
+    /// by workerd; the floor the Worker's CPU per request is compared with.
+    WorkerBare,
     /// `bench/effect`: the same contract with Effect's HttpApi and
     /// `@effect/sql-pg` on Node.js (started by `crate::effect`).
     Effect,
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Baseline => "baseline",
             Kind::Provision => "provision",
             Kind::Worker => "worker",
+            Kind::WorkerBare => "worker-bare",
             Kind::Effect => "effect",
         }
     }
@@ -67,7 +71,7 @@ impl Kind {
         match self {
             Kind::Baseline => "bench-baseline",
             Kind::Provision => "cloud-api",
-            Kind::Worker => "workerd",
+            Kind::Worker | Kind::WorkerBare => "workerd",
             Kind::Effect => "node",
         }
     }
@@ -79,6 +83,8 @@ impl Kind {
             Kind::Provision => "cloud-api",
             // Set by `provision_worker::postgres` when the URL names none.
             Kind::Worker => "cloud-api-worker",
+            // It connects to nothing.
+            Kind::WorkerBare => "bench-worker-bare",
             Kind::Effect => "bench-effect",
         }
     }
@@ -248,7 +254,7 @@ impl Server {
     /// is not what is measured, and a hung request would keep it from
     /// exiting on SIGTERM.
     pub async fn stop(mut self) -> Result<(), BoxError> {
-        if self.kind == Kind::Worker {
+        if matches!(self.kind, Kind::Worker | Kind::WorkerBare) {
             let _ = self.child.kill();
             let _ = self.child.wait();
             return Ok(());

@@ -1,9 +1,11 @@
 //! [`Background`]: where the layer runs release steps it cannot await.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use provision::integration::ScopeControl;
 use provision::{Exit, RequestScope};
@@ -37,6 +39,14 @@ type Spawn = dyn Fn(BackgroundTask) + Send + Sync;
 #[derive(Clone)]
 pub struct Background {
     spawn: Arc<Spawn>,
+    clock: Option<Clock>,
+}
+
+/// A host's clock, and the longest a task handed to it may run.
+#[derive(Clone)]
+struct Clock {
+    timer: Arc<dyn provision::Timer>,
+    longest: Duration,
 }
 
 impl Background {
@@ -45,7 +55,37 @@ impl Background {
     pub fn new(spawn: impl Fn(BackgroundTask) + Send + Sync + 'static) -> Self {
         Background {
             spawn: Arc::new(spawn),
+            clock: None,
         }
+    }
+
+    /// Gives this background the host's clock, for a host without tokio's:
+    /// a [`Finish`](crate::Finish) route running on it is then cut at its
+    /// deadline, or at `longest` if that comes first (the host's own limit
+    /// on background work, less the time a cut route needs to roll back and
+    /// release). Without a clock, and without tokio, a finishing route has
+    /// no deadline of its own. On Cloudflare Workers `provision-worker`
+    /// gives every request's background a JavaScript timer.
+    ///
+    /// ```
+    /// use std::{future::Future, pin::Pin, time::Duration};
+    /// use provision_axum::Background;
+    ///
+    /// struct HostTimer;
+    /// impl provision::Timer for HostTimer {
+    ///     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    ///         Box::pin(tokio::time::sleep(d)) // the host's own timer
+    ///     }
+    /// }
+    /// let background = Background::new(|task| drop(tokio::spawn(task)))
+    ///     .with_clock(HostTimer, Duration::from_secs(20));
+    /// ```
+    pub fn with_clock(mut self, timer: impl provision::Timer, longest: Duration) -> Self {
+        self.clock = Some(Clock {
+            timer: Arc::new(timer),
+            longest,
+        });
+        self
     }
 
     /// Runs `task` in the background.
@@ -58,6 +98,29 @@ impl fmt::Debug for Background {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Background").finish_non_exhaustive()
     }
+}
+
+/// `work` within `deadline` (at most the clock's `longest`), on the clock of
+/// `background`: `Err` with the deadline kept if it ran out first. Without
+/// a background clock, `work` runs unbounded. For hosts without tokio.
+pub(crate) async fn within_host_deadline<F: Future>(
+    background: Option<&Background>,
+    deadline: Duration,
+    work: F,
+) -> Result<F::Output, Duration> {
+    let Some(clock) = background.and_then(|b| b.clock.as_ref()) else {
+        return Ok(work.await);
+    };
+    let deadline = deadline.min(clock.longest);
+    let mut work = pin!(work);
+    let mut sleep = clock.timer.sleep(deadline);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        sleep.as_mut().poll(cx).map(|()| Err(deadline))
+    })
+    .await
 }
 
 /// Runs `task` on `background`, or on the current tokio runtime when the

@@ -51,8 +51,9 @@ use crate::Background;
 ///
 /// On a host without tokio the task goes to the request's [`Background`]
 /// (on Cloudflare Workers, `provision-worker` makes it the fetch event's
-/// `wait_until`), and the deadline is the host's bound on that work
-/// (`provision-worker`'s release budget), since tokio's clock is not there.
+/// `wait_until`), and the deadline is kept with the background's clock
+/// ([`Background::with_clock`]), capped at the longest the host lets such
+/// work run (on Workers `provision_worker::FINISH_BUDGET`, 20 s).
 ///
 /// ```
 /// use std::time::Duration;
@@ -205,7 +206,7 @@ where
                 return route.await.map(|r| r.map(Body::new));
             };
             let (answer, answered) = oneshot::channel();
-            let task = run(registry, route, finish.clone(), answer);
+            let task = run(registry, route, finish.clone(), answer, background.clone());
             let task = tracing::Instrument::instrument(task, crate::span::for_task());
             match background {
                 Some(background) => background.spawn(task),
@@ -250,6 +251,7 @@ async fn run<F, ResBody>(
     route: F,
     finish: Finish,
     answer: oneshot::Sender<Response<Body>>,
+    background: Option<Background>,
 ) where
     F: Future<Output = Result<Response<ResBody>, Infallible>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -269,7 +271,8 @@ async fn run<F, ResBody>(
         }
     })));
     // The deadline needs tokio's clock; on a host without it (Workers) the
-    // host's own bound on background work applies instead (`wait_until`).
+    // background's clock keeps it, capped by the host's own bound.
+    let mut deadline = deadline;
     let polled = if tokio::runtime::Handle::try_current().is_ok() {
         let shutdown_cut = async {
             match finish.shutdown_grace {
@@ -290,7 +293,12 @@ async fn run<F, ResBody>(
         })
         .await
     } else {
-        Ok(request.as_mut().await)
+        crate::background::within_host_deadline(background.as_ref(), deadline, request.as_mut())
+            .await
+            .map_err(|kept| {
+                deadline = kept;
+                Cut::Deadline
+            })
     };
     let scope = request.as_mut().take_scope();
     // The route's own handles go before anything is released.

@@ -2,14 +2,14 @@
 //! each bounded in time.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use provision_axum::Background;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::send::SendWrapper;
+use worker::send::{SendFuture, SendWrapper};
 use worker::worker_sys::Context as JsContext;
 use worker::{Context, ScheduleContext};
 
@@ -20,7 +20,27 @@ use worker::{Context, ScheduleContext};
 /// abandoned a little earlier, on purpose, and said so.
 pub const RELEASE_BUDGET: Duration = Duration::from_secs(25);
 
+/// The longest a `finish` route (`provision_axum::Finish`) may run on
+/// Workers, whatever its own deadline: it runs through `wait_until`, bounded
+/// in all by [`RELEASE_BUDGET`], and a route cut at this point still has
+/// the 5 s left to roll back and release its services. A route's deadline
+/// is kept with a JavaScript timer ([`background`]); past it the route is
+/// cut, rolled back, released with `Exit::Cancelled` and counted
+/// (`Finish::outcomes`), and a client still there gets a `503`.
+pub const FINISH_BUDGET: Duration = Duration::from_secs(20);
+
 static ABANDONED: AtomicU64 = AtomicU64::new(0);
+
+/// The JavaScript timer (`setTimeout`, through `worker::Delay`) as
+/// provision's clock: it keeps a `finish` route's deadline.
+struct JsTimer;
+
+impl provision::Timer for JsTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        // Workers runs an isolate on one thread: the timer never leaves it.
+        Box::pin(SendFuture::new(worker::Delay::from(duration)))
+    }
+}
 
 /// How many background releases this isolate abandoned because they
 /// overran [`RELEASE_BUDGET`] (reset with the instance).
@@ -34,7 +54,9 @@ pub fn abandoned_releases() -> u64 {
 /// finished, after the response has been sent or the client has gone away.
 /// A task that runs longer than [`RELEASE_BUDGET`] is abandoned (dropped),
 /// logged and counted ([`abandoned_releases`]), so it never holds the
-/// event, or the isolate, for ever.
+/// event, or the isolate, for ever. Its clock is a JavaScript timer, which
+/// keeps the deadline of a `finish` route (`provision_axum::Finish`), at
+/// most [`FINISH_BUDGET`].
 ///
 /// [`serve`](crate::serve) puts one in every request's extensions, where
 /// `provision-axum` finds it for the releases it cannot await (a request
@@ -58,6 +80,7 @@ impl WaitUntil for Context {
         let js: &JsValue = js.as_ref();
         let ctx = Context::new(js.clone().unchecked_into());
         Background::new(move |task| ctx.wait_until(bounded(task, RELEASE_BUDGET)))
+            .with_clock(JsTimer, FINISH_BUDGET)
     }
 }
 
@@ -66,6 +89,7 @@ impl WaitUntil for ScheduleContext {
         // Used from this isolate's single thread only.
         let ctx = SendWrapper(self.clone());
         Background::new(move |task| ctx.wait_until(bounded(task, RELEASE_BUDGET)))
+            .with_clock(JsTimer, FINISH_BUDGET)
     }
 }
 

@@ -53,6 +53,11 @@
 //!   request's future when the client disconnects: its scope closes with
 //!   `Exit::Cancelled` (a transaction rolls back) through `wait_until`, each
 //!   release bounded by [`RELEASE_BUDGET`].
+//! * **A `finish` route runs on after its client left.** A route wrapped in
+//!   `provision_axum::Finish::within(deadline)` runs through `wait_until`:
+//!   if the client goes away it still completes, settles (a transaction
+//!   commits) and releases with the answer's exit; past its deadline, at
+//!   most [`FINISH_BUDGET`], it is cut, rolled back and counted.
 //! * **No request waits on another.** [`Isolate`] lets racing first
 //!   requests each build the app and keeps the first to finish.
 //! * **Cron triggers and queue batches** get a request scope too, with the
@@ -82,7 +87,7 @@ mod scoped;
 mod serve;
 
 #[cfg(target_arch = "wasm32")]
-pub use background::{RELEASE_BUDGET, WaitUntil, abandoned_releases, background};
+pub use background::{FINISH_BUDGET, RELEASE_BUDGET, WaitUntil, abandoned_releases, background};
 #[cfg(target_arch = "wasm32")]
 pub use event::in_scope;
 #[cfg(target_arch = "wasm32")]
