@@ -344,8 +344,8 @@ where
             Err(never) => match never {},
         };
         let (parts, body) = response.into_parts();
-        match axum::body::to_bytes(Body::new(body), usize::MAX).await {
-            Ok(bytes) => Ok(Response::from_parts(parts, Body::from(bytes))),
+        match read_to_end(Body::new(body)).await {
+            Ok(body) => Ok(Response::from_parts(parts, body)),
             Err(error) => Err(error),
         }
     }))));
@@ -441,6 +441,32 @@ where
         scope.close(exit).await;
     }
     Ran { response, exit }
+}
+
+/// The whole of `body`, read now, as a body in memory. Most answers are one
+/// frame (axum's JSON, text, an empty body): that frame is kept as it is,
+/// without collecting; a longer body is collected after it. Trailers are
+/// not kept (nor were they by `axum::body::to_bytes`).
+async fn read_to_end(mut body: Body) -> Result<Body, axum::Error> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Ok(Body::empty());
+    }
+    let first = match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        None => return Ok(Body::empty()),
+        Some(frame) => frame?.into_data().unwrap_or_default(),
+    };
+    if body.is_end_stream() {
+        return Ok(Body::from(first));
+    }
+    let rest = axum::body::to_bytes(body, usize::MAX).await?;
+    if first.is_empty() {
+        return Ok(Body::from(rest));
+    }
+    let mut whole = bytes::BytesMut::with_capacity(first.len() + rest.len());
+    whole.extend_from_slice(&first);
+    whole.extend_from_slice(&rest);
+    Ok(Body::from(whole.freeze()))
 }
 
 /// Settles the scope with the answer's exit; a failure replaces the answer,

@@ -63,6 +63,15 @@ fn router(registry: &provision::Registry, finish: &Finish, gate: &Arc<Notify>) -
             })
             .layer(finish.clone()),
         )
+        .route(
+            "/chunks",
+            post(|Dep(_conn): Dep<Conn>| async move {
+                // Three frames: read to the end inside the route, in order.
+                let chunks = ["one ", "two ", "three"].map(Ok::<_, std::io::Error>);
+                Body::from_stream(futures_util::stream::iter(chunks))
+            })
+            .layer(finish.clone()),
+        )
         .layer(ProvisionLayer::new(registry.clone()))
 }
 
@@ -132,4 +141,22 @@ async fn a_finish_route_whose_client_leaves_finishes_on_the_background() {
     assert_eq!(exits(&registry), [Exit::Success(StatusCode::CREATED)]);
     assert_eq!(finish.outcomes().finished_after_disconnect, 1);
     assert_eq!(finish.outcomes().answered, 0);
+}
+
+#[tokio::test]
+async fn a_finish_route_body_of_many_frames_is_read_whole_before_the_release() {
+    let registry = registry(Knobs::default()).await;
+    let finish = Finish::within(Duration::from_secs(30));
+    let collect = Collect::default();
+    let mut app = router(&registry, &finish, &Arc::new(Notify::new()));
+    let response = app.call(request("/chunks", &collect)).await.unwrap();
+    assert_eq!(
+        exits(&registry),
+        [Exit::Success(StatusCode::OK)],
+        "released before the answer: the body was read inside the route"
+    );
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"one two three");
 }
