@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::deadline::{Deadline, bound};
+use crate::deadline::{Bounded, Deadline};
 use crate::settings::Settings;
 
 /// Runs the service until `shutdown` resolves; returns once everything has
@@ -51,12 +51,12 @@ pub async fn serve_on(
         None => (DEFAULT_REQUEST_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT),
     };
     let (deadline, cut) = Deadline::new(request_timeout);
-    // Outermost: a request cut here drops everything inside it, the
-    // request's scope included, which then releases in the background.
-    let router = app
-        .router
-        .layer(axum::middleware::from_fn_with_state(deadline, bound));
-    let mut server = tokio::spawn(accept(listener, router, header_read_timeout, async move {
+    // Outermost, around the whole router (not `Router::layer`, which would
+    // wrap, clone and box each route per request): a request cut here drops
+    // everything inside it, the request's scope included, which then
+    // releases in the background.
+    let service = deadline.bound(app.router);
+    let mut server = tokio::spawn(accept(listener, service, header_read_timeout, async move {
         shutdown.await;
         let _ = signalled.send(());
     }));
@@ -138,7 +138,7 @@ const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// file descriptors.
 async fn accept(
     listener: TcpListener,
-    router: axum::Router,
+    service: Bounded<axum::Router>,
     header_read_timeout: Duration,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -162,7 +162,7 @@ async fn accept(
         // with Nagle's algorithm the body waited for the client's delayed
         // ACK (40 ms per request in per-request mode, measured in bench/).
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
         let connection =
             connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
         tokio::spawn(async move {

@@ -16,6 +16,11 @@
 //!   returned when the handler's future is dropped;
 //! * `per-request`: the extractor connects (`tokio_postgres::connect`) and the
 //!   connection is closed when the handler is done with it.
+//!
+//! Served as a production server is: hyper's http1 connection with a header
+//! read timeout (slow or idle clients are closed) and a time bound on every
+//! request (`tokio::time::timeout`, a JSON 504), cloud-api's two defaults, so
+//! that what the benchmark measures is provision, not these two guards.
 
 mod auth;
 mod db;
@@ -160,11 +165,70 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, mode = ?args.db_mode, "listening");
-    axum::serve(listener, router(state, args.body_limit))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    accept(listener, router(state, args.body_limit), shutdown_signal()).await?;
     db.close();
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// cloud-api's `--request-timeout` default.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// cloud-api's `--header-read-timeout` default.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and serves each on its own task until `stop`, then
+/// lets the open ones finish.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    tracing::error!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let call = tower_service::Service::call(&mut router.clone(), request);
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            format!(
+                                "the request did not finish within {} ms, so it was stopped",
+                                REQUEST_TIMEOUT.as_millis()
+                            ),
+                        )),
+                    },
+                )
+            }
+        });
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
     Ok(())
 }
 

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, panic_message};
 use provision::{Exit, Registry, RequestScope};
-use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -34,8 +33,10 @@ use crate::Background;
 /// route in `Finish::within(deadline)`:
 ///
 /// * the route (extractors, handler, and its response body, read to the end)
-///   runs on a tokio task, in a scope of its own, so the client leaving
-///   does not drop it;
+///   runs in a scope of its own, inline in the response future as any route
+///   does; if the client leaves before it has answered (the response future
+///   is dropped), the route, still running, is moved onto a tokio task and
+///   finishes there;
 /// * when it answers, its services are settled with the answer's exit (a
 ///   transaction commits on a 2xx) and released, before the answer is sent
 ///   (or, if the client left, dropped): the same steps as a request;
@@ -44,12 +45,12 @@ use crate::Background;
 ///   still there, gets a `503` in the application's error format;
 /// * each outcome is logged and counted ([`Finish::outcomes`]).
 ///
-/// The response body is read in full inside the task (a finishing route
+/// The response body is read in full inside the route's scope (a finishing route
 /// answers when its work is done, so it should not stream). A route
 /// outside [`ProvisionLayer`](crate::ProvisionLayer) is called as if the
 /// layer were not there.
 ///
-/// On a host without tokio the task goes to the request's [`Background`]
+/// On a host without tokio a route whose client left goes to the request's [`Background`]
 /// (on Cloudflare Workers, `provision-worker` makes it the fetch event's
 /// `wait_until`), and the deadline is kept with the background's clock
 /// ([`Background::with_clock`]), capped at the longest the host lets such
@@ -120,10 +121,11 @@ impl Finish {
     /// Cuts a route still running `grace` after the registry's shutdown
     /// began ([`Registry::shutdown`](provision::Registry::shutdown)): it is
     /// dropped, rolled back and released with [`Exit::Shutdown`], and a
-    /// client still there gets a 503. A finishing route runs on a task of
-    /// its own, outside the server's connection, so the server cannot cut
-    /// it; give it the server's own grace period, so that both end
-    /// together. Without it, a route at shutdown runs to its deadline.
+    /// client still there gets a 503. A server that cuts its requests at
+    /// shutdown cannot cut a finishing route (dropping it moves it onto a
+    /// task, as a client leaving does); give it the server's own grace
+    /// period, so that both end together. Without it, a route at shutdown
+    /// runs to its deadline.
     pub fn shutdown_grace(mut self, grace: Duration) -> Finish {
         self.shutdown_grace = Some(grace);
         self
@@ -174,10 +176,6 @@ pub struct FinishService<S> {
     finish: Finish,
 }
 
-/// The response future of [`FinishService`].
-pub type FinishFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send + 'static>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FinishService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>,
@@ -187,53 +185,148 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = FinishFuture;
+    type Future = FinishFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> FinishFuture {
-        // On a host without tokio (Workers), the task goes where the host
-        // said (the fetch event's `wait_until`).
+    fn call(&mut self, request: Request<ReqBody>) -> FinishFuture<S::Future> {
+        // On a host without tokio (Workers), a route whose client left goes
+        // where the host said (the fetch event's `wait_until`).
         let background = request.extensions().get::<Background>().cloned();
-        let route = self.inner.call(request);
-        let finish = self.finish.clone();
-        Box::pin(async move {
-            // Asked when first polled, inside the request (the layer's
-            // future), not in `call`, which may run outside it.
-            let Some(registry) = RequestScope::current().map(|s| s.registry().clone()) else {
-                return route.await.map(|r| r.map(Body::new));
-            };
-            let (answer, answered) = oneshot::channel();
-            let task = run(registry, route, finish.clone(), answer, background.clone());
-            let task = tracing::Instrument::instrument(task, crate::span::for_task());
-            match background {
-                Some(background) => background.spawn(task),
-                None => drop(tokio::spawn(task)),
-            }
-            let mut waiting = ClientWaits {
-                counts: Some(finish.counts.clone()),
-            };
-            let response = answered
-                .await
-                .expect("the finishing task always answers, even when it panics");
-            waiting.counts = None; // answered: the client did not leave
-            Ok(response)
-        })
+        FinishFuture {
+            route: Some(self.inner.call(request)),
+            run: None,
+            detach: false,
+            finish: self.finish.clone(),
+            background,
+        }
     }
 }
 
-/// Counts a client that left while its route was still running.
-struct ClientWaits {
-    counts: Option<Arc<Counts>>,
+/// What a route's run ended with.
+struct Ran {
+    response: Response<Body>,
+    exit: Exit,
 }
 
-impl Drop for ClientWaits {
+impl Ran {
+    /// Cut by its deadline or by shutdown: counted as such when cut.
+    fn was_cut(&self) -> bool {
+        matches!(self.exit, Exit::Cancelled | Exit::Shutdown)
+    }
+}
+
+type Running = Pin<Box<dyn Future<Output = Ran> + Send + 'static>>;
+
+/// The response future of [`FinishService`].
+///
+/// The route runs inline, in this future, as any route does: no task, no
+/// channel. Only if this future is dropped before the route has answered
+/// (the client left, or a layer outside cut the request) is the route,
+/// still running, moved onto a task (tokio, or the request's
+/// [`Background`]) to finish there, its deadline and its shutdown cut
+/// still armed.
+pub struct FinishFuture<F> {
+    /// The route, until the first poll.
+    route: Option<F>,
+    /// The route's run, from the first poll until it answers. Boxed, so it
+    /// can be moved onto a task while it runs.
+    run: Option<Running>,
+    /// Whether `run` must finish if this future is dropped (it runs in a
+    /// scope of its own), or is a plain route outside the layer.
+    detach: bool,
+    finish: Finish,
+    background: Option<Background>,
+}
+
+// The route is never polled in place: it is moved into `run`'s box first.
+impl<F> Unpin for FinishFuture<F> {}
+
+impl<F, ResBody> Future for FinishFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(route) = this.route.take() {
+            // Asked when first polled, inside the request (the layer's
+            // future), not in `call`, which may run outside it; and without
+            // opening the request's own scope, which this route does not use.
+            this.run = Some(match provision::integration::current_registry() {
+                Some(registry) => {
+                    this.detach = true;
+                    // Carries the request's span onto the task it may move
+                    // to, so its settle and release spans stay in the trace.
+                    Box::pin(tracing::Instrument::instrument(
+                        run(
+                            registry,
+                            route,
+                            this.finish.clone(),
+                            this.background.clone(),
+                        ),
+                        crate::span::for_task(),
+                    ))
+                }
+                // Outside the layer: the route as if `Finish` were not there.
+                None => Box::pin(async move {
+                    let response = match route.await {
+                        Ok(response) => response.map(Body::new),
+                        Err(never) => match never {},
+                    };
+                    let exit = Exit::from_status(response.status());
+                    Ran { response, exit }
+                }),
+            });
+        }
+        let running = this
+            .run
+            .as_mut()
+            .expect("FinishFuture polled after completion");
+        let ran = std::task::ready!(running.as_mut().poll(cx));
+        this.run = None;
+        if this.detach && !ran.was_cut() {
+            this.finish.counts.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(Ok(ran.response))
+    }
+}
+
+impl<F> Drop for FinishFuture<F> {
     fn drop(&mut self) {
-        if let Some(counts) = self.counts.take() {
-            counts.disconnected.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("client went away; its `finish` route runs on");
+        // Dropped while the route runs: its client left. (Dropped before the
+        // first poll, the route never started: it is dropped too, as a
+        // `cancel` route's would be.)
+        let Some(running) = self.run.take().filter(|_| self.detach) else {
+            return;
+        };
+        let counts = self.finish.counts.clone();
+        counts.disconnected.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("client went away; its `finish` route runs on");
+        let task = async move {
+            let ran = running.await;
+            if ran.was_cut() {
+                return; // counted as cut where it was cut
+            }
+            counts
+                .finished_after_disconnect
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                status = %ran.response.status(),
+                exit = ran.exit.label(),
+                "`finish` route completed after its client went away"
+            );
+        };
+        if !crate::background::spawn(self.background.as_ref(), task) {
+            tracing::error!(
+                "no tokio runtime and no provision_axum::Background to finish a `finish` route \
+                 on; it is dropped, its services released as cancelled"
+            );
         }
     }
 }
@@ -244,32 +337,34 @@ enum Cut {
     Shutdown,
 }
 
-/// The route in its own scope, to completion or its deadline; the answer
-/// goes to `answer` (dropped if the client left).
+/// The route in its own scope, to completion or its deadline, settled and
+/// closed: what to answer, and how it ended.
 async fn run<F, ResBody>(
     registry: Registry,
     route: F,
     finish: Finish,
-    answer: oneshot::Sender<Response<Body>>,
     background: Option<Background>,
-) where
+) -> Ran
+where
     F: Future<Output = Result<Response<ResBody>, Infallible>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {
     let deadline = finish.deadline;
-    let mut request = Box::pin(registry.request(CatchUnwind::new(async move {
+    // In place (this whole future is boxed already), in an `Option` so that
+    // it can be dropped before the scope is settled.
+    let mut request = std::pin::pin!(Some(registry.request(CatchUnwind::new(async move {
         // The body too: it may still use the request's services.
         let response = match route.await {
             Ok(response) => response,
             Err(never) => match never {},
         };
         let (parts, body) = response.into_parts();
-        match axum::body::to_bytes(Body::new(body), usize::MAX).await {
-            Ok(bytes) => Ok(Response::from_parts(parts, Body::from(bytes))),
+        match read_to_end(Body::new(body)).await {
+            Ok(body) => Ok(Response::from_parts(parts, body)),
             Err(error) => Err(error),
         }
-    })));
+    }))));
     // The deadline needs tokio's clock; on a host without it (Workers) the
     // background's clock keeps it, capped by the host's own bound.
     let mut deadline = deadline;
@@ -283,7 +378,8 @@ async fn run<F, ResBody>(
                 None => std::future::pending().await,
             }
         };
-        let mut bounded = std::pin::pin!(tokio::time::timeout(deadline, request.as_mut()));
+        let route = request.as_mut().as_pin_mut().expect("set above");
+        let mut bounded = std::pin::pin!(tokio::time::timeout(deadline, route));
         let mut shutdown_cut = std::pin::pin!(shutdown_cut);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(outcome) = bounded.as_mut().poll(cx) {
@@ -293,16 +389,20 @@ async fn run<F, ResBody>(
         })
         .await
     } else {
-        crate::background::within_host_deadline(background.as_ref(), deadline, request.as_mut())
+        let route = request.as_mut().as_pin_mut().expect("set above");
+        crate::background::within_host_deadline(background.as_ref(), deadline, route)
             .await
             .map_err(|kept| {
                 deadline = kept;
                 Cut::Deadline
             })
     };
-    let scope = request.as_mut().take_scope();
+    let scope = request
+        .as_mut()
+        .as_pin_mut()
+        .and_then(|request| request.take_scope());
     // The route's own handles go before anything is released.
-    drop(request);
+    request.set(None);
     let (response, exit) = match polled {
         Err(Cut::Shutdown) => {
             finish
@@ -363,26 +463,33 @@ async fn run<F, ResBody>(
     if let Some(scope) = scope {
         scope.close(exit).await;
     }
-    let status = response.status();
-    match answer.send(response) {
-        Ok(()) => {
-            if !matches!(exit, Exit::Cancelled | Exit::Shutdown) {
-                finish.counts.answered.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Err(_) if matches!(exit, Exit::Cancelled | Exit::Shutdown) => {} // counted as cut above
-        Err(_) => {
-            finish
-                .counts
-                .finished_after_disconnect
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                %status,
-                exit = exit.label(),
-                "`finish` route completed after its client went away"
-            );
-        }
+    Ran { response, exit }
+}
+
+/// The whole of `body`, read now, as a body in memory. Most answers are one
+/// frame (axum's JSON, text, an empty body): that frame is kept as it is,
+/// without collecting; a longer body is collected after it. Trailers are
+/// not kept (nor were they by `axum::body::to_bytes`).
+async fn read_to_end(mut body: Body) -> Result<Body, axum::Error> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Ok(Body::empty());
     }
+    let first = match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        None => return Ok(Body::empty()),
+        Some(frame) => frame?.into_data().unwrap_or_default(),
+    };
+    if body.is_end_stream() {
+        return Ok(Body::from(first));
+    }
+    let rest = axum::body::to_bytes(body, usize::MAX).await?;
+    if first.is_empty() {
+        return Ok(Body::from(rest));
+    }
+    let mut whole = bytes::BytesMut::with_capacity(first.len() + rest.len());
+    whole.extend_from_slice(&first);
+    whole.extend_from_slice(&rest);
+    Ok(Body::from(whole.freeze()))
 }
 
 /// Settles the scope with the answer's exit; a failure replaces the answer,

@@ -85,8 +85,7 @@ pub(crate) fn current() -> Option<RequestScope> {
 
 /// The registry of the request entered on this thread, if any, without
 /// opening its scope (an error response needs the application's format, not
-/// a scope).
-#[cfg(feature = "axum")]
+/// a scope; a `finish` route needs only the registry to open its own).
 pub(crate) fn registry() -> Option<Registry> {
     CURRENT.with(|cell| {
         let slot = cell.take();

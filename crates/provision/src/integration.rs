@@ -65,6 +65,33 @@ pub use crate::rejection::{error_response, json_error};
 pub use crate::resolver::Resolver;
 use crate::{Error, Exit, Provide, Registry, RequestScope};
 
+/// The registry of the request being polled on this thread, if any,
+/// without opening the request's scope: for an integration that runs part
+/// of a request in a scope of its own (`provision-axum`'s `Finish`), so
+/// that the request's own scope stays unopened when nothing else asks.
+///
+/// ```
+/// use provision::Registry;
+/// use provision::integration::{RegistryControl, current_registry};
+///
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+/// # }
+/// # block_on(async {
+/// let registry = Registry::builder().build().await?;
+/// assert!(current_registry().is_none(), "outside any request");
+/// let mut request = std::pin::pin!(registry.request(async { current_registry().is_some() }));
+/// assert!(request.as_mut().await, "inside the request");
+/// assert!(request.as_mut().take_scope().is_none(), "asking opened no scope");
+/// # Ok::<(), provision::Error>(()) }).unwrap();
+/// ```
+pub fn current_registry() -> Option<Registry> {
+    crate::ambient::registry()
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Registry {}

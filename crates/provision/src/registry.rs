@@ -19,7 +19,7 @@ use crate::scope::downcast;
 use crate::service::{AnyArc, BoxFuture};
 use crate::step_bound::{DEFAULT_STEP_TIMEOUT, StepBounds};
 use crate::store::{Built, Report, Store, release_all};
-use crate::wait_list::WaitList;
+use crate::wait_list::{KeyedWaitList, WaitList};
 use crate::{Dep, Error, Exit, Provide, RequestHead, RequestScope, ServiceInfo};
 
 type Override = Arc<dyn Fn() -> BoxFuture<'static, Result<AnyArc, Error>> + Send + Sync>;
@@ -99,8 +99,9 @@ struct Known {
 
 #[derive(Default)]
 struct Shutdown {
-    /// Jobs waiting to be cut when shutdown begins (`job.rs`).
-    begun_waiters: WaitList,
+    /// Jobs and `finish` routes waiting to be cut when shutdown begins
+    /// (`job.rs`); each leaves the list when it stops waiting.
+    begun_waiters: KeyedWaitList,
     scope_waiters: WaitList,
     done: bool,
     done_waiters: WaitList,
@@ -291,19 +292,11 @@ impl Registry {
     /// Resolves once [`shutdown`](Registry::shutdown) has begun: for a
     /// loop that starts jobs (a periodic job stops starting runs), and for
     /// [`Job`](crate::Job), which cuts a running job then.
-    pub async fn shutdown_begun(&self) {
-        // Either this sees the flag, or the shutdown (which sets it before
-        // taking the lock) sees the waker registered under the lock.
-        poll_fn(|cx| {
-            let mut shutdown = self.lock_shutdown();
-            if self.is_shutting_down() {
-                Poll::Ready(())
-            } else {
-                shutdown.begun_waiters.register(cx.waker());
-                Poll::Pending
-            }
-        })
-        .await
+    pub fn shutdown_begun(&self) -> impl Future<Output = ()> + Send + '_ {
+        ShutdownBegun {
+            registry: self,
+            key: None,
+        }
     }
 
     async fn wait_shutdown_done(&self) {
@@ -810,5 +803,42 @@ impl RegistryBuilder {
         }
         registry.inner.started.store(true, Ordering::Release);
         Ok(registry)
+    }
+}
+
+/// The future of [`Registry::shutdown_begun`]. Dropped before shutdown, it
+/// takes its waker out of the registry's list: a job or a `finish` route
+/// that ended normally leaves nothing behind (its task's memory, an entry
+/// every later wait would skip over).
+struct ShutdownBegun<'a> {
+    registry: &'a Registry,
+    key: Option<usize>,
+}
+
+impl Future for ShutdownBegun<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        // Either this sees the flag, or the shutdown (which sets it before
+        // taking the lock) sees the waker registered under the lock.
+        let registry = self.registry;
+        let mut shutdown = registry.lock_shutdown();
+        if registry.is_shutting_down() {
+            if let Some(key) = self.key.take() {
+                shutdown.begun_waiters.remove(key);
+            }
+            Poll::Ready(())
+        } else {
+            shutdown.begun_waiters.register(&mut self.key, cx.waker());
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for ShutdownBegun<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.registry.lock_shutdown().begun_waiters.remove(key);
+        }
     }
 }

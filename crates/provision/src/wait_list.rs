@@ -25,6 +25,57 @@ impl WaitList {
     }
 }
 
+/// Like [`WaitList`], for waiters that may stop waiting before the event
+/// (a wait for shutdown dropped when its job or route ends): each waiter
+/// holds the key of its entry and removes it when dropped, so the list
+/// holds only the tasks still waiting and does not grow with every one
+/// that ever waited.
+#[derive(Default)]
+pub(crate) struct KeyedWaitList {
+    entries: Vec<Option<Waker>>,
+    /// Indices of empty entries, reused before the list grows.
+    free: Vec<usize>,
+}
+
+impl KeyedWaitList {
+    /// Remembers `waker` under `key` (given one the first time): a task
+    /// polled again replaces its own entry, never adds a second one.
+    pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
+        if let Some(Some(held)) = key.and_then(|k| self.entries.get_mut(k)) {
+            if !held.will_wake(waker) {
+                held.clone_from(waker);
+            }
+            return;
+        }
+        let k = match self.free.pop() {
+            Some(k) => {
+                self.entries[k] = Some(waker.clone());
+                k
+            }
+            None => {
+                self.entries.push(Some(waker.clone()));
+                self.entries.len() - 1
+            }
+        };
+        *key = Some(k);
+    }
+
+    /// Forgets the waiter with `key`. A key from before the list was woken
+    /// (and so replaced) finds nothing, or an empty entry, and does nothing.
+    pub(crate) fn remove(&mut self, key: usize) {
+        if let Some(entry) = self.entries.get_mut(key)
+            && entry.take().is_some()
+        {
+            self.free.push(key);
+        }
+    }
+
+    /// Wakes every waiter still there.
+    pub(crate) fn wake_all(self) {
+        self.entries.into_iter().flatten().for_each(Waker::wake);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +102,31 @@ mod tests {
         list.register(&wa.clone());
         list.register(&wb);
         assert_eq!(list.0.len(), 2, "the same task is remembered once");
+        list.wake_all();
+        assert_eq!(
+            (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_keyed_waiter_that_leaves_is_forgotten_and_its_entry_reused() {
+        let (a, b) = (
+            Arc::new(Count(AtomicU32::new(0))),
+            Arc::new(Count(AtomicU32::new(0))),
+        );
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut list = KeyedWaitList::default();
+        let (mut ka, mut kb) = (None, None);
+        list.register(&mut ka, &wa);
+        list.register(&mut ka, &wa);
+        list.register(&mut kb, &wb);
+        list.remove(ka.unwrap());
+        assert_eq!(Arc::strong_count(&a), 2, "only the test's waker is left");
+        let mut kc = None;
+        list.register(&mut kc, &wa);
+        assert_eq!(kc, ka, "the freed entry is reused");
+        assert_eq!(list.entries.len(), 2);
         list.wake_all();
         assert_eq!(
             (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst)),

@@ -332,3 +332,49 @@ async fn a_lazy_app_build_never_waits_on_a_build_another_request_drives() {
         scope.close(Exit::Cancelled).await;
     }
 }
+
+/// Counts nothing: a waker whose only job is to be held or not.
+struct Held;
+impl std::task::Wake for Held {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A wait for shutdown that is dropped before shutdown begins (a `finish`
+/// route or a job that completed) must not leave its waker behind: each
+/// would keep its task's memory alive, and every later wait would scan
+/// them all, for as long as the process runs.
+#[tokio::test]
+async fn a_dropped_wait_for_shutdown_leaves_no_waker_behind() {
+    use std::future::Future;
+    let registry = Registry::builder().build().await.unwrap();
+    for _ in 0..3 {
+        let held = Arc::new(Held);
+        let waker = std::task::Waker::from(held.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        {
+            let mut begun = std::pin::pin!(registry.shutdown_begun());
+            assert!(begun.as_mut().poll(&mut cx).is_pending());
+        }
+        drop(waker);
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the dropped wait still holds its task's waker"
+        );
+    }
+    // A wait that is still there is woken when shutdown begins.
+    let mut begun = Box::pin(registry.shutdown_begun());
+    let woken = Arc::new(AtomicU32::new(0));
+    struct Count(Arc<AtomicU32>);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Count(woken.clone())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(begun.as_mut().poll(&mut cx).is_pending());
+    registry.shutdown().await;
+    assert_eq!(woken.load(Ordering::SeqCst), 1);
+    assert!(begun.as_mut().poll(&mut cx).is_ready());
+}
