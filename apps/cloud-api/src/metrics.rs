@@ -27,6 +27,13 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FinishLabels {
+    method: String,
+    route: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
     lifetime: String,
@@ -64,6 +71,7 @@ struct Inner {
     build_failures: Family<ServiceLabels, Counter>,
     steps_abandoned: Family<StepLabels, Counter>,
     db_connections_opened: Counter,
+    finish: Family<FinishLabels, Counter>,
     /// Each service's handles into the families above, looked up once.
     services: RwLock<Vec<(TypeId, ServiceMetrics)>>,
 }
@@ -110,6 +118,7 @@ impl Metrics {
         let build_failures = Family::<ServiceLabels, Counter>::default();
         let steps_abandoned = Family::<StepLabels, Counter>::default();
         let db_connections_opened = Counter::default();
+        let finish = Family::<FinishLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -155,6 +164,11 @@ impl Metrics {
             "Database connections opened by the service (per-request mode, or new pool connections)",
             db_connections_opened.clone(),
         );
+        registry.register(
+            "provision_finish",
+            "`finish` routes whose client left before the answer, by how the handler ended: completed, cut (deadline or shutdown; rolled back), panicked",
+            finish.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -167,6 +181,7 @@ impl Metrics {
                 build_failures,
                 steps_abandoned,
                 db_connections_opened,
+                finish,
                 services: RwLock::default(),
             }),
         }
@@ -188,6 +203,19 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a `finish` route whose client left, by how its handler ended
+    /// (`completed`, `cut`, `panicked`; `http/finish_outcomes.rs`).
+    pub fn record_finish(&self, method: &str, route: &str, outcome: &'static str) {
+        self.inner
+            .finish
+            .get_or_create(&FinishLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Counts a database connection opened.
