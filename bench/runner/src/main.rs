@@ -45,6 +45,8 @@ mod report;
 mod servers;
 mod setup;
 mod soak;
+mod svg;
+mod telemetry;
 mod tools;
 mod worker;
 
@@ -141,6 +143,11 @@ const USAGE: &str = "\
 usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--skip-effect] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
 
+  --soak ...         the soak (scripts/soak)
+  --telemetry-demo [--seconds N]
+                     Prometheus scraping cloud-api under a mixed load with
+                     failures and disconnects; draws ops/charts/telemetry.svg
+                     (scripts/telemetry-demo)
   (no flag)          the full benchmark (about 23 minutes on 2 cores); writes
                      bench/RESULTS.md and bench/results.json
   --quick            a smoke run (under 4 minutes): one concurrency (32), two
@@ -253,6 +260,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--soak") {
         return soak::main(&args[1..], started);
+    }
+    if args.first().map(String::as_str) == Some("--telemetry-demo") {
+        return telemetry::main(&args[1..], started);
     }
     if std::env::args().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
