@@ -62,20 +62,7 @@ fn expressions(dashboard: &Value) -> Vec<String> {
 /// functions or aggregations (followed by `(`), keywords, label names in
 /// `by (...)`, `on (...)` and the like, inside `{...}` matchers or `[...]` ranges.
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    const KEYWORDS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "and",
-        "or",
-        "unless",
-        "offset",
-    ];
-    // Keywords followed by a list of label names.
+    // Keywords followed by a list of label names, then the others.
     const LISTS: &[&str] = &[
         "by",
         "without",
@@ -84,6 +71,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         "group_left",
         "group_right",
     ];
+    const KEYWORDS: &[&str] = &["bool", "and", "or", "unless", "offset"];
     let chars: Vec<char> = expr.chars().collect();
     let mut names = BTreeSet::new();
     let mut i = 0;
@@ -97,18 +85,11 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                     '[' => ']',
                     _ => '"',
                 };
-                i += 1;
-                while i < chars.len() && chars[i] != close {
-                    i += 1;
-                }
-                i += 1;
+                i = past(&chars, i + 1, close);
             }
             '(' if skip_list => {
-                while i < chars.len() && chars[i] != ')' {
-                    i += 1;
-                }
+                i = past(&chars, i, ')');
                 skip_list = false;
-                i += 1;
             }
             '$' => {
                 // A Grafana variable (`$__rate_interval`).
@@ -153,6 +134,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         }
     }
     names
+}
+
+/// The position after the first `close` at or after `i`.
+fn past(chars: &[char], i: usize, close: char) -> usize {
+    chars[i.min(chars.len())..]
+        .iter()
+        .position(|c| *c == close)
+        .map_or(chars.len(), |at| i + at + 1)
 }
 
 /// The sample names a scrape can carry: every sample line's name, and what

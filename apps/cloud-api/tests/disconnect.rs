@@ -347,8 +347,7 @@ impl Production {
     }
 
     /// Sends `POST /api/users` for `email` and returns the connection once
-    /// its INSERT waits on `users`, locked by the caller (SHARE mode: the
-    /// token lookup, a read, passes).
+    /// its INSERT waits on `users`, locked by the caller.
     async fn post_user_until_blocked(
         &self,
         observer: &tokio_postgres::Client,
@@ -384,6 +383,25 @@ impl Production {
         client
     }
 
+    /// Locks `users` (SHARE mode: the token lookup, a read, passes), sends
+    /// `POST /api/users` for `email`, and leaves once its INSERT waits on
+    /// the lock. Returns the session holding the lock (`COMMIT` lets it go)
+    /// and one to look with.
+    async fn leave_mid_insert(
+        &self,
+        email: &str,
+    ) -> (tokio_postgres::Client, tokio_postgres::Client) {
+        let locker = self.connect().await;
+        locker
+            .batch_execute("BEGIN; LOCK TABLE users IN SHARE MODE")
+            .await
+            .unwrap();
+        let observer = self.connect().await;
+        let client = self.post_user_until_blocked(&observer, email).await;
+        drop(client);
+        (locker, observer)
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         self.server.await.unwrap().unwrap();
@@ -398,21 +416,12 @@ impl Production {
 async fn a_production_finish_route_commits_after_its_client_left() {
     let finish = Finish::within(Duration::from_secs(30));
     let app = production(&finish).await;
-    let mut locker = app.connect().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE users IN SHARE MODE")
-        .await
-        .unwrap();
-    let observer = app.connect().await;
-    let client = app
-        .post_user_until_blocked(&observer, "grace@example.com")
-        .await;
-    drop(client);
+    let (locker, observer) = app.leave_mid_insert("grace@example.com").await;
     eventually("the client's departure is counted", || {
         finish.outcomes().disconnected == 1
     })
     .await;
-    lock.commit().await.unwrap();
+    locker.batch_execute("COMMIT").await.unwrap();
     eventually("the route finishes", || {
         finish.outcomes().finished_after_disconnect == 1
     })
@@ -439,22 +448,13 @@ async fn a_production_finish_route_commits_after_its_client_left() {
 async fn a_production_finish_route_cut_after_its_client_left_is_counted_cut() {
     let finish = Finish::within(Duration::from_millis(500));
     let app = production(&finish).await;
-    let mut locker = app.connect().await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE users IN SHARE MODE")
-        .await
-        .unwrap();
-    let observer = app.connect().await;
-    let client = app
-        .post_user_until_blocked(&observer, "late@example.com")
-        .await;
-    drop(client);
+    let (locker, observer) = app.leave_mid_insert("late@example.com").await;
     // The lock is held until the deadline has cut the route.
     eventually("the route is cut by its deadline", || {
         finish.outcomes().cut_by_deadline == 1
     })
     .await;
-    lock.commit().await.unwrap();
+    locker.batch_execute("COMMIT").await.unwrap();
     eventually(
         "/metrics counts the route cut after its client left",
         || finish_total(&app.metrics, "POST", "/api/users", "cut") == 1,

@@ -139,6 +139,29 @@ pub fn workspace_root() -> PathBuf {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Runs `work` on a current-thread runtime (the subcommands' `main`):
+/// exit 0 if it returns `Ok(true)`, 1 otherwise, printing the error.
+pub fn block_on(work: impl std::future::Future<Output = Result<bool, BoxError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("\nerror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 const USAGE: &str = "\
 usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--skip-effect] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
@@ -285,23 +308,7 @@ fn main() -> ExitCode {
             root.join("bench")
         }
     });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(plan, root, out, started)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nerror: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on(async { run(plan, root, out, started).await.map(|()| true) })
 }
 
 /// Prints a progress line with the elapsed time.

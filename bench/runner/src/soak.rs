@@ -565,22 +565,5 @@ impl Rng {
 /// `bench-runner --soak [--requests N] [--mode M]...`: exit 0 only if every
 /// mode passed.
 pub fn main(args: &[String], started: Instant) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&crate::workspace_root(), args, started)) {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("\nerror: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    crate::block_on(run(&crate::workspace_root(), args, started))
 }

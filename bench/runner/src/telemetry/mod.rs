@@ -125,21 +125,9 @@ fn unix_now() -> f64 {
 
 /// `bench-runner --telemetry-demo [--seconds N]`.
 pub fn main(args: &[String], started: Instant) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&crate::workspace_root(), args, started)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nerror: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    crate::block_on(async {
+        run(&crate::workspace_root(), args, started)
+            .await
+            .map(|()| true)
+    })
 }
