@@ -218,6 +218,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates the series of [`record_finish`](Metrics::record_finish) at
+    /// zero, if it does not exist yet.
+    pub fn start_finish(&self, method: &str, route: &str, outcome: &'static str) {
+        // The guard is only the family's lock; the series stays.
+        drop(self.inner.finish.get_or_create(&FinishLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            outcome,
+        }));
+    }
+
     /// Counts a database connection opened.
     pub fn record_connection_opened(&self) {
         self.inner.db_connections_opened.inc();

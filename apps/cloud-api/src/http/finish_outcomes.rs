@@ -40,10 +40,38 @@ use crate::metrics::Metrics;
 /// let app: Router = Router::new().route("/payments", finish_counted(post(pay), &finish, &metrics));
 /// ```
 pub fn finish_counted(route: MethodRouter, finish: &Finish, metrics: &Metrics) -> MethodRouter {
+    let counting = Counting {
+        metrics: metrics.clone(),
+        started: Arc::default(),
+    };
     route
         .layer(middleware::from_fn(handler_side))
         .layer(finish.clone())
-        .layer(middleware::from_fn_with_state(metrics.clone(), client_side))
+        .layer(middleware::from_fn_with_state(counting, client_side))
+}
+
+/// What the outer middleware of one route counts into.
+#[derive(Clone)]
+struct Counting {
+    metrics: Metrics,
+    /// The methods whose series were started at zero (a route may finish
+    /// several: PATCH and DELETE).
+    started: Arc<Mutex<Vec<String>>>,
+}
+
+impl Counting {
+    /// Starts the series of `method` on `route` at zero on its first call:
+    /// a series Prometheus has seen at zero shows its first increment in
+    /// `rate()`, and the metric is on `/metrics` before anything happened.
+    fn start(&self, method: &str, route: &str) {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if !started.iter().any(|m| m == method) {
+            started.push(method.to_owned());
+            for outcome in [Outcome::Completed, Outcome::Cut, Outcome::Panicked] {
+                self.metrics.start_finish(method, route, outcome.label());
+            }
+        }
+    }
 }
 
 /// How a finishing handler ended.
@@ -101,16 +129,22 @@ impl Run {
 }
 
 /// Outside `Finish`: its future is dropped when the client leaves.
-async fn client_side(State(metrics): State<Metrics>, mut request: Request, next: Next) -> Response {
+async fn client_side(
+    State(counting): State<Counting>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
+    let method = request.method().as_str().to_owned();
+    counting.start(&method, &route);
     let run = Run {
         inner: Arc::new(RunInner {
-            metrics,
-            method: request.method().as_str().to_owned(),
+            metrics: counting.metrics,
+            method,
             route,
             seen: Mutex::default(),
         }),
