@@ -41,6 +41,9 @@ pub struct Panel {
     unit: String,
     /// Legend, points (seconds since the start, value).
     series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Series at 0 throughout, left out of the drawing (every exit and
+    /// failure series exists from the first build, most stay at 0).
+    zero: usize,
 }
 
 impl Dashboard {
@@ -104,9 +107,12 @@ impl Dashboard {
                 }
             }
             series.sort_by(|a, b| a.0.cmp(&b.0));
+            let before = series.len();
+            series.retain(|(_, points)| points.iter().any(|p| p.1 != 0.0));
             panels.push(Panel {
                 title: spec.title.clone(),
                 unit: unit_label(&spec.unit).to_owned(),
+                zero: before - series.len(),
                 series,
             });
         }
@@ -118,7 +124,10 @@ impl Panel {
     /// The panel's series and their peaks, for the log.
     pub fn summary(&self) -> String {
         if self.series.is_empty() {
-            return format!("{}: no series (nothing happened)", self.title);
+            return format!(
+                "{}: nothing happened ({} series at 0 throughout)",
+                self.title, self.zero
+            );
         }
         let peaks: Vec<String> = self
             .series
@@ -128,7 +137,13 @@ impl Panel {
                 format!("{name} peak {}", svg::number(peak))
             })
             .collect();
-        format!("{} ({}): {}", self.title, self.unit, peaks.join("; "))
+        format!(
+            "{} ({}): {}; {} series at 0 throughout",
+            self.title,
+            self.unit,
+            peaks.join("; "),
+            self.zero
+        )
     }
 }
 
@@ -190,12 +205,23 @@ fn draw_panel(s: &mut String, panel: &Panel, length: f64, ox: f64, oy: f64) {
             bottom + 13.0
         );
     }
-    if panel.series.is_empty() {
+    let note = match (panel.series.is_empty(), panel.zero) {
+        (true, 0) => Some("no series: none happened in this run".to_owned()),
+        (true, n) => Some(format!("all {n} series at 0 throughout this run")),
+        (false, 0) => None,
+        (false, n) => Some(format!("+{n} series at 0 throughout, not drawn")),
+    };
+    if let Some(note) = note {
+        let y = if panel.series.is_empty() {
+            plot.top + plot.height / 2.0
+        } else {
+            plot.top + 10.0
+        };
         let _ = writeln!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#808080">no series: none happened in this run</text>"##,
+            r##"<text x="{:.1}" y="{y:.1}" text-anchor="middle" fill="#808080">{}</text>"##,
             plot.left + plot.width / 2.0,
-            plot.top + plot.height / 2.0
+            escape(&note)
         );
     }
     // The legend under the plot, in columns.
@@ -262,9 +288,11 @@ mod tests {
             title: "t".into(),
             unit: "u".into(),
             series: vec![("a".into(), vec![(0.0, 1.0), (2.0, 2.0)])],
+            zero: 1,
         };
         let s = draw("d", &[panel], 10.0);
         assert!(s.contains("<path d=\"M"), "{s}");
         assert!(s.contains(">a</text>"), "{s}");
+        assert!(s.contains("+1 series at 0 throughout, not drawn"), "{s}");
     }
 }
