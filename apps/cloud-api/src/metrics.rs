@@ -24,6 +24,13 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FinishLabels {
+    method: String,
+    route: String,
+    outcome: &'static str,
+}
+
 /// Every metric of the service, shared by the HTTP middleware, the
 /// provision observer and the `/metrics` handler.
 #[derive(Clone)]
@@ -38,6 +45,7 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     db_connections_opened: Counter,
+    finish: Family<FinishLabels, Counter>,
     services: PrometheusObserver,
 }
 
@@ -56,6 +64,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_1, 2.0, 18))
         });
         let db_connections_opened = Counter::default();
+        let finish = Family::<FinishLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -71,6 +80,11 @@ impl Metrics {
             "Database connections opened by the service (per-request mode, or new pool connections)",
             db_connections_opened.clone(),
         );
+        registry.register(
+            "provision_finish",
+            "`finish` routes whose client left before the answer, by how the handler ended: completed, cut (deadline or shutdown; rolled back), panicked",
+            finish.clone(),
+        );
         let services = PrometheusObserver::new(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
@@ -78,6 +92,7 @@ impl Metrics {
                 requests,
                 latency,
                 db_connections_opened,
+                finish,
                 services,
             }),
         }
@@ -106,6 +121,30 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a `finish` route whose client left, by how its handler ended
+    /// (`completed`, `cut`, `panicked`; `http/finish_outcomes.rs`).
+    pub fn record_finish(&self, method: &str, route: &str, outcome: &'static str) {
+        self.inner
+            .finish
+            .get_or_create(&FinishLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Creates the series of [`record_finish`](Metrics::record_finish) at
+    /// zero, if it does not exist yet.
+    pub fn start_finish(&self, method: &str, route: &str, outcome: &'static str) {
+        // The guard is only the family's lock; the series stays.
+        drop(self.inner.finish.get_or_create(&FinishLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            outcome,
+        }));
     }
 
     /// Counts a database connection opened.

@@ -13,11 +13,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use cloud_api::domain::NewUser;
+use cloud_api::http::finish_counted;
 use cloud_api::services::Tx;
 use http::StatusCode;
 use provision::{Lazy, Registry};
 use provision_axum::Finish;
-use support::{Backend, TestApp, eventually, tx_releases};
+use support::{Backend, TestApp, eventually, finish_total, tx_releases};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -48,11 +49,28 @@ async fn write(hooks: Arc<Hooks>, tx: Lazy<Tx>, email: &'static str) -> StatusCo
     StatusCode::CREATED
 }
 
+/// Writes a user, waits for the gate, then panics.
+async fn write_then_panic(hooks: Arc<Hooks>, tx: Lazy<Tx>) -> StatusCode {
+    write(hooks, tx, "panic@example.com").await;
+    panic!("the handler panics after its write");
+}
+
 fn routes(hooks: &Arc<Hooks>, finish: &Finish, late: &Finish) -> impl FnOnce(&Registry) -> Router {
-    let (a, b, c) = (hooks.clone(), hooks.clone(), hooks.clone());
+    let (a, b, c, d) = (hooks.clone(), hooks.clone(), hooks.clone(), hooks.clone());
     let (finish, late) = (finish.clone(), late.clone());
-    move |_| {
+    move |registry| {
+        let metrics = registry
+            .app::<cloud_api::metrics::Metrics>()
+            .expect("the service supplies its metrics");
         Router::new()
+            .route(
+                "/test/finish-panic",
+                finish_counted(
+                    post(move |tx: Lazy<Tx>| write_then_panic(d, tx)),
+                    &finish,
+                    &metrics,
+                ),
+            )
             .route(
                 "/test/cancel-write",
                 post(move |tx: Lazy<Tx>| write(a, tx, "cancel@example.com")),
@@ -166,6 +184,40 @@ async fn a_client_that_leaves_mid_write_on_a_finish_route_still_commits() {
     setup.app.stop().await;
 }
 
+/// A `finish` route whose handler panics after its client left: rolled
+/// back, released with `panic`, and `/metrics` counts it `panicked`.
+#[tokio::test]
+async fn a_finish_route_that_panics_after_its_client_left_is_counted_panicked() {
+    let setup = setup().await;
+    let client = post_until_written(&setup, "/test/finish-panic").await;
+    drop(client);
+    eventually("the client's departure is counted", || {
+        setup.finish.outcomes().disconnected == 1
+    })
+    .await;
+    setup.hooks.gate.notify_one();
+    eventually(
+        "/metrics counts the route panicked after its client left",
+        || finish_total(&setup.app.metrics, "POST", "/test/finish-panic", "panicked") == 1,
+    )
+    .await;
+    eventually("the transaction is released with `panic`", || {
+        tx_releases(&setup.app.metrics, "panic") == 1
+    })
+    .await;
+    assert_eq!(
+        finish_total(
+            &setup.app.metrics,
+            "POST",
+            "/test/finish-panic",
+            "completed"
+        ),
+        0
+    );
+    assert_eq!(users_with(&setup.db, "panic@example.com").await, 0);
+    setup.app.stop().await;
+}
+
 #[tokio::test]
 async fn a_finish_route_with_its_client_there_answers_as_usual() {
     let setup = setup().await;
@@ -223,17 +275,23 @@ async fn every_write_states_its_disconnect_policy_in_the_openapi_document() {
     app.stop().await;
 }
 
-/// The production router: `POST /api/users` is a `finish` route. The
-/// test holds the `users` table, so the INSERT waits; the client leaves;
-/// once the server has counted it gone, the table is let go, and the user
-/// is committed all the same.
-#[tokio::test]
-async fn a_production_finish_route_commits_after_its_client_left() {
+/// The production router with `finish` given (so the test can read its
+/// counts), its user and token, and the server on loopback.
+struct Production {
+    addr: std::net::SocketAddr,
+    token: String,
+    metrics: cloud_api::metrics::Metrics,
+    settings: cloud_api::settings::Settings,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+async fn production(finish: &Finish) -> Production {
     use cloud_api::app::{App, services};
     use cloud_api::metrics::Metrics;
 
-    let (settings, _keep) = support::settings(Backend::PostgresPool);
-    let finish = Finish::within(Duration::from_secs(30));
+    let (settings, keep) = support::settings(Backend::PostgresPool);
     let mut app = App::from_services(services(settings.clone(), Metrics::new()), &settings)
         .await
         .unwrap();
@@ -265,66 +323,147 @@ async fn a_production_finish_route_commits_after_its_client_left() {
             let _ = stopped.await;
         },
     ));
+    Production {
+        addr,
+        token,
+        metrics,
+        settings,
+        stop,
+        server,
+        _keep: keep,
+    }
+}
 
-    let (mut locker, conn) = tokio_postgres::connect(
-        settings.database_url.as_deref().unwrap(),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let lock = locker.transaction().await.unwrap();
-    // SHARE: the token lookup (a read) passes, the INSERT waits.
-    lock.batch_execute("LOCK TABLE users IN SHARE MODE")
+impl Production {
+    async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(
+            self.settings.database_url.as_deref().unwrap(),
+            tokio_postgres::NoTls,
+        )
         .await
         .unwrap();
+        tokio::spawn(conn);
+        client
+    }
 
-    let body = r#"{"name":"Grace","email":"grace@example.com"}"#;
-    let request = format!(
-        "POST /api/users HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut client = TcpStream::connect(addr).await.unwrap();
-    client.write_all(request.as_bytes()).await.unwrap();
-    let (observer, conn) = tokio_postgres::connect(
-        settings.database_url.as_deref().unwrap(),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    // Bounded poll: the INSERT is waiting on the test's lock.
-    let mut waiting = false;
-    for _ in 0..1000 {
-        let row = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                 AND query LIKE 'INSERT INTO users%'",
-                &[],
-            )
+    /// Sends `POST /api/users` for `email` and returns the connection once
+    /// its INSERT waits on `users`, locked by the caller.
+    async fn post_user_until_blocked(
+        &self,
+        observer: &tokio_postgres::Client,
+        email: &str,
+    ) -> TcpStream {
+        let body = format!(r#"{{"name":"Grace","email":"{email}"}}"#);
+        let request = format!(
+            "POST /api/users HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.token,
+            body.len()
+        );
+        let mut client = TcpStream::connect(self.addr).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        // Bounded poll: the INSERT is waiting on the test's lock.
+        let mut waiting = false;
+        for _ in 0..1000 {
+            let row = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND query LIKE 'INSERT INTO users%'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 1 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(waiting, "the write reached the database");
+        client
+    }
+
+    /// Locks `users` (SHARE mode: the token lookup, a read, passes), sends
+    /// `POST /api/users` for `email`, and leaves once its INSERT waits on
+    /// the lock. Returns the session holding the lock (`COMMIT` lets it go)
+    /// and one to look with.
+    async fn leave_mid_insert(
+        &self,
+        email: &str,
+    ) -> (tokio_postgres::Client, tokio_postgres::Client) {
+        let locker = self.connect().await;
+        locker
+            .batch_execute("BEGIN; LOCK TABLE users IN SHARE MODE")
             .await
             .unwrap();
-        if row.get::<_, i64>(0) == 1 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let observer = self.connect().await;
+        let client = self.post_user_until_blocked(&observer, email).await;
+        drop(client);
+        (locker, observer)
     }
-    assert!(waiting, "the write reached the database");
-    drop(client);
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+/// The production router: `POST /api/users` is a `finish` route. The
+/// test holds the `users` table, so the INSERT waits; the client leaves;
+/// once the server has counted it gone, the table is let go, and the user
+/// is committed all the same, and `/metrics` counts it `completed`.
+#[tokio::test]
+async fn a_production_finish_route_commits_after_its_client_left() {
+    let finish = Finish::within(Duration::from_secs(30));
+    let app = production(&finish).await;
+    let (locker, observer) = app.leave_mid_insert("grace@example.com").await;
     eventually("the client's departure is counted", || {
         finish.outcomes().disconnected == 1
     })
     .await;
-    lock.commit().await.unwrap();
+    locker.batch_execute("COMMIT").await.unwrap();
     eventually("the route finishes", || {
         finish.outcomes().finished_after_disconnect == 1
     })
     .await;
     assert_eq!(users_with(&observer, "grace@example.com").await, 1);
-    assert_eq!(tx_releases(&metrics, "success"), 1);
-    assert_eq!(tx_releases(&metrics, "cancelled"), 0);
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    assert_eq!(tx_releases(&app.metrics, "success"), 1);
+    assert_eq!(tx_releases(&app.metrics, "cancelled"), 0);
+    eventually(
+        "/metrics counts the route completed after its client left",
+        || finish_total(&app.metrics, "POST", "/api/users", "completed") == 1,
+    )
+    .await;
+    assert_eq!(finish_total(&app.metrics, "POST", "/api/users", "cut"), 0);
+    assert_eq!(
+        finish_total(&app.metrics, "POST", "/api/users", "panicked"),
+        0
+    );
+    app.stop().await;
+}
+
+/// The same route past its deadline after its client left: cut, rolled
+/// back, and `/metrics` counts it `cut`.
+#[tokio::test]
+async fn a_production_finish_route_cut_after_its_client_left_is_counted_cut() {
+    let finish = Finish::within(Duration::from_millis(500));
+    let app = production(&finish).await;
+    let (locker, observer) = app.leave_mid_insert("late@example.com").await;
+    // The lock is held until the deadline has cut the route.
+    eventually("the route is cut by its deadline", || {
+        finish.outcomes().cut_by_deadline == 1
+    })
+    .await;
+    locker.batch_execute("COMMIT").await.unwrap();
+    eventually(
+        "/metrics counts the route cut after its client left",
+        || finish_total(&app.metrics, "POST", "/api/users", "cut") == 1,
+    )
+    .await;
+    assert_eq!(
+        finish_total(&app.metrics, "POST", "/api/users", "completed"),
+        0
+    );
+    assert_eq!(users_with(&observer, "late@example.com").await, 0);
+    app.stop().await;
 }

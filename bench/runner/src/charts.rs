@@ -1,10 +1,12 @@
-//! Charts drawn from the run, as SVG written by hand (no plotting crate):
+//! Charts drawn from the run (in `svg.rs`'s panels):
 //! the throughput ratio per cell, latency percentiles per endpoint and the
 //! server's CPU per request. Written beside RESULTS.md in `charts/` and
 //! linked from it.
 
 use std::fmt::Write as _;
 use std::path::Path;
+
+use crate::svg::{document, escape, frame, number};
 
 use crate::BoxError;
 use crate::load::{Endpoint, Run};
@@ -33,78 +35,15 @@ struct Panel {
     reference: Option<f64>,
 }
 
-const PANEL_W: f64 = 520.0;
-const PANEL_H: f64 = 270.0;
-const COLUMNS: usize = 2;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A "nice" upper bound for the axis: 1, 2 or 5 times a power of ten.
-fn nice_max(v: f64) -> f64 {
-    if v.is_nan() || v <= 0.0 || v.is_infinite() {
-        return 1.0;
-    }
-    let power = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|&m| m >= v)
-        .unwrap_or(10.0 * power)
-}
-
-fn number(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 /// A grid of panels with a shared legend.
 fn svg(title: &str, series: &[(&str, &str)], panels: &[Panel]) -> String {
-    let rows = panels.len().div_ceil(COLUMNS).max(1);
-    let width = PANEL_W * COLUMNS.min(panels.len().max(1)) as f64;
-    let height = 60.0 + PANEL_H * rows as f64;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="10" y="20" font-size="15" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
-    let mut x = 10.0;
-    for (name, colour) in series {
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x}" y="32" width="12" height="12" fill="{colour}"/><text x="{}" y="42">{}</text>"#,
-            x + 16.0,
-            escape(name)
-        );
-        x += 24.0 + 7.0 * name.len() as f64;
-    }
-    for (i, panel) in panels.iter().enumerate() {
-        let (ox, oy) = (
-            PANEL_W * (i % COLUMNS) as f64,
-            60.0 + PANEL_H * (i / COLUMNS) as f64,
-        );
-        draw_panel(&mut s, panel, ox, oy, series);
-    }
-    s.push_str("</svg>\n");
-    s
+    document(title, series, panels.len(), |s, i, ox, oy| {
+        draw_panel(s, &panels[i], ox, oy, series)
+    })
 }
 
 fn draw_panel(s: &mut String, panel: &Panel, ox: f64, oy: f64, series: &[(&str, &str)]) {
     let n_series = series.len();
-    let (left, top, plot_w, plot_h) = (ox + 60.0, oy + 24.0, PANEL_W - 80.0, PANEL_H - 90.0);
     let max = panel
         .groups
         .iter()
@@ -112,35 +51,9 @@ fn draw_panel(s: &mut String, panel: &Panel, ox: f64, oy: f64, series: &[(&str, 
         .chain(panel.reference)
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
-    let max = nice_max(max * 1.05);
-    let y = |v: f64| top + plot_h - (v / max).clamp(0.0, 1.0) * plot_h;
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="{}" font-size="12" font-weight="bold">{}</text>"#,
-        oy + 14.0,
-        escape(&panel.title)
-    );
-    for tick in 0..=4 {
-        let v = max * tick as f64 / 4.0;
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#e0e0e0"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-            left + plot_w,
-            left - 4.0,
-            y(v) + 4.0,
-            number(v),
-            y = y(v),
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle" transform="rotate(-90 {} {})">{}</text>"#,
-        ox + 14.0,
-        top + plot_h / 2.0,
-        ox + 14.0,
-        top + plot_h / 2.0,
-        escape(panel.unit)
-    );
+    let plot = frame(s, &panel.title, panel.unit, max, ox, oy);
+    let (left, top, plot_w, plot_h) = (plot.left, plot.top, plot.width, plot.height);
+    let y = |v: f64| plot.y(v);
     let slot = plot_w / panel.groups.len().max(1) as f64;
     let bar = (slot * 0.8 / n_series.max(1) as f64).min(28.0);
     for (g, group) in panel.groups.iter().enumerate() {
@@ -177,14 +90,7 @@ fn draw_panel(s: &mut String, panel: &Panel, ox: f64, oy: f64, series: &[(&str, 
             y = y(r)
         );
     }
-    let _ = writeln!(
-        s,
-        r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{}" stroke="black"/><line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="black"/>"#,
-        top + plot_h,
-        left + plot_w,
-        top + plot_h,
-        top + plot_h
-    );
+    plot.axes(s);
 }
 
 fn runs_of(
@@ -393,14 +299,6 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nice_max_rounds_up_to_one_two_or_five() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(1.12), 2.0);
-        assert_eq!(nice_max(70_458.0), 100_000.0);
-        assert_eq!(nice_max(42.0), 50.0);
-    }
 
     #[test]
     fn an_empty_run_draws_a_valid_document() {

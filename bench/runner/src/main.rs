@@ -48,6 +48,8 @@ mod report;
 mod servers;
 mod setup;
 mod soak;
+mod svg;
+mod telemetry;
 mod tools;
 mod worker;
 
@@ -143,10 +145,38 @@ pub fn workspace_root() -> PathBuf {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Runs `work` on a current-thread runtime (the subcommands' `main`):
+/// exit 0 if it returns `Ok(true)`, 1 otherwise, printing the error.
+pub fn block_on(work: impl std::future::Future<Output = Result<bool, BoxError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("\nerror: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 const USAGE: &str = "\
 usage: cargo run -p bench-runner --release -- [--quick] [--skip-micro] [--skip-worker] [--skip-effect] [--out DIR]
        [--only-load] [--mode M] [--endpoint E] [--concurrency C] [--rounds N] [--duration S]
 
+  --soak ...         the soak (scripts/soak)
+  --telemetry-demo [--seconds N]
+                     Prometheus scraping cloud-api under a mixed load with
+                     failures and disconnects; draws ops/charts/telemetry.svg
+                     (scripts/telemetry-demo)
   (no flag)          the full benchmark (about 23 minutes on 2 cores); writes
                      bench/RESULTS.md and bench/results.json
   --quick            a smoke run (under 4 minutes): one concurrency (32), two
@@ -271,6 +301,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--soak") {
         return soak::main(&args[1..], started);
     }
+    if args.first().map(String::as_str) == Some("--telemetry-demo") {
+        return telemetry::main(&args[1..], started);
+    }
     if std::env::args().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -292,23 +325,7 @@ fn main() -> ExitCode {
             root.join("bench")
         }
     });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(plan, root, out, started)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nerror: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on(async { run(plan, root, out, started).await.map(|()| true) })
 }
 
 /// Prints a progress line with the elapsed time.

@@ -420,13 +420,13 @@ fn mixed(n: u64, token: &str, client: u64) -> String {
     head
 }
 
-/// One kept-alive connection.
-struct Keepalive {
+/// One kept-alive connection (the telemetry demo's clients too).
+pub(crate) struct Keepalive {
     stream: BufReader<TcpStream>,
 }
 
 impl Keepalive {
-    async fn connect(port: u16) -> Result<Keepalive, BoxError> {
+    pub(crate) async fn connect(port: u16) -> Result<Keepalive, BoxError> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         Ok(Keepalive {
@@ -435,7 +435,7 @@ impl Keepalive {
     }
 
     /// Sends `request` and reads the answer: its status and body.
-    async fn send(&mut self, request: &str) -> Result<(u16, String), BoxError> {
+    pub(crate) async fn send(&mut self, request: &str) -> Result<(u16, String), BoxError> {
         self.stream.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();
         if self.stream.read_line(&mut line).await? == 0 {
@@ -471,7 +471,7 @@ impl Keepalive {
 /// Sends `request` on a new connection, waits `pause`, and resets the
 /// connection (`SO_LINGER` 0: an abort, and no `TIME_WAIT` socket left per
 /// aborted request to exhaust the ephemeral ports).
-async fn abort(port: u16, request: &str, pause: Duration) -> Result<(), BoxError> {
+pub(crate) async fn abort(port: u16, request: &str, pause: Duration) -> Result<(), BoxError> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(request.as_bytes()).await?;
     tokio::time::sleep(pause).await;
@@ -555,10 +555,10 @@ async fn request_services(port: u16) -> Result<BTreeMap<String, (u64, u64, i64, 
 }
 
 /// xorshift64: pauses that differ per request, with no dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -569,22 +569,5 @@ impl Rng {
 /// `bench-runner --soak [--requests N] [--mode M]...`: exit 0 only if every
 /// mode passed.
 pub fn main(args: &[String], started: Instant) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&crate::workspace_root(), args, started)) {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("\nerror: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    crate::block_on(run(&crate::workspace_root(), args, started))
 }

@@ -2,6 +2,7 @@
 
 mod error;
 mod extract;
+mod finish_outcomes;
 mod health;
 mod observe;
 mod openapi;
@@ -12,6 +13,7 @@ mod sources;
 mod users;
 
 pub use error::{ApiError, ErrorBody, error_response};
+pub use finish_outcomes::finish_counted;
 pub use openapi::ApiDoc;
 pub use signed_in::SignedIn;
 
@@ -46,14 +48,16 @@ pub fn router_with_finish(
     body_limit: usize,
     finish: Finish,
 ) -> Router {
-    // Each write's disconnect policy, and why, is in its OpenAPI description.
+    // Each write's disconnect policy, and why, is in its OpenAPI description;
+    // how its `finish` runs end after a client left is counted per route.
+    let finish = |route| finish_counted(route, &finish, &metrics);
     let api = Router::new()
         .route("/api/health", get(health::health))
         .route("/api/ready", get(health::ready))
         .route("/api/openapi.json", get(openapi::document))
         .route(
             "/api/users",
-            get(users::list).merge(post(users::create).layer(finish.clone())),
+            get(users::list).merge(finish(post(users::create))),
         )
         .route("/api/users/{id}", get(users::get))
         .route(
@@ -63,23 +67,20 @@ pub fn router_with_finish(
         .route("/api/orgs/{org_id}", get(organisations::get))
         .route(
             "/api/orgs/{org_id}/members",
-            get(organisations::members)
-                .merge(post(organisations::add_member).layer(finish.clone())),
+            get(organisations::members).merge(finish(post(organisations::add_member))),
         )
         .route(
             "/api/orgs/{org_id}/members/{user_id}",
-            patch(organisations::change_role)
-                .delete(organisations::remove_member)
-                .layer(finish.clone()),
+            finish(patch(organisations::change_role).delete(organisations::remove_member)),
         )
         .route("/api/scopes", get(sources::list_scopes))
         .route(
             "/api/scopes/{scope_id}/sources",
-            get(sources::list).merge(post(sources::create).layer(finish.clone())),
+            get(sources::list).merge(finish(post(sources::create))),
         )
         .route(
             "/api/scopes/{scope_id}/sources/{source_id}",
-            get(sources::get).merge(patch(sources::update).delete(sources::delete).layer(finish)),
+            get(sources::get).merge(finish(patch(sources::update).delete(sources::delete))),
         )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

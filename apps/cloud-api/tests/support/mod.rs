@@ -380,3 +380,16 @@ pub fn releases(metrics: &Metrics, service: &str, exit: &str) -> u64 {
 pub fn tx_releases(metrics: &Metrics, exit: &str) -> u64 {
     releases(metrics, "Tx", exit)
 }
+
+/// `finish` routes whose client left before the answer, counted by
+/// `/metrics` as ending with `outcome` (`completed`, `cut`, `panicked`).
+pub fn finish_total(metrics: &Metrics, method: &str, route: &str, outcome: &str) -> u64 {
+    let labels = format!(
+        r#"provision_finish_total{{method="{method}",route="{route}",outcome="{outcome}"}} "#
+    );
+    metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&labels))
+        .map_or(0, |n| n.parse().expect("a count"))
+}
