@@ -71,17 +71,7 @@ pub async fn run(root: &Path, args: &[String], started: Instant) -> Result<(), B
     let server = Server::launch(Kind::Provision, Mode::Pool, port, command, log).await?;
     say(started, format!("cloud-api on {listen}"));
 
-    let scrape = crate::http::request(port, "GET", "/metrics", &[], None).await?;
-    let legacy = !scrape
-        .body
-        .contains("# TYPE provision_service_acquisitions ");
-    if legacy {
-        say(
-            started,
-            "cloud-api exposes the unprefixed service_* names: Prometheus renames them at scrape",
-        );
-    }
-    let prometheus = prometheus::Prometheus::start(&tmp, port, legacy).await?;
+    let prometheus = prometheus::Prometheus::start(&tmp, port).await?;
     say(
         started,
         format!(

@@ -11,24 +11,6 @@ use serde_json::Value;
 use crate::BoxError;
 use crate::servers::free_port;
 
-/// Until the `provision_service_*` names (issue 13) reach cloud-api, its
-/// per-service metrics are unprefixed; the dashboard asks for the new
-/// names. When the scraped server still exposes the old ones, Prometheus
-/// renames them at scrape time (`metric_relabel_configs`): the old name as
-/// a regular expression, and the new one. Series the old server does not
-/// have at all (time held, settle and release failures) stay empty. Delete
-/// this table once the rename has landed: it is then never used.
-const LEGACY_NAMES: &[(&str, &str)] = &[
-    (
-        "service_(acquisitions_total|releases_total|held|build_failures_total|steps_abandoned_total)",
-        "provision_service_$1",
-    ),
-    (
-        "service_acquire_duration_seconds_(bucket|sum|count)",
-        "provision_service_acquire_wait_seconds_$1",
-    ),
-];
-
 pub struct Prometheus {
     pub port: u16,
     child: Child,
@@ -37,24 +19,14 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `127.0.0.1:target/metrics` every second and
     /// waits (at most 30 s) until it is ready.
-    /// `legacy`: the target exposes the old names ([`LEGACY_NAMES`]).
-    pub async fn start(tmp: &Path, target: u16, legacy: bool) -> Result<Prometheus, BoxError> {
+    pub async fn start(tmp: &Path, target: u16) -> Result<Prometheus, BoxError> {
         let port = free_port()?;
         let config = tmp.join("prometheus.yml");
-        let mut yaml = format!(
+        let yaml = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: cloud-api\n    static_configs:\n      \
              - targets: ['127.0.0.1:{target}']\n"
         );
-        if legacy {
-            yaml.push_str("    metric_relabel_configs:\n");
-            for (old, new) in LEGACY_NAMES {
-                yaml.push_str(&format!(
-                    "      - source_labels: [__name__]\n        regex: '{old}'\n        \
-                     target_label: __name__\n        replacement: '{new}'\n"
-                ));
-            }
-        }
         std::fs::write(&config, yaml)?;
         let log = std::fs::File::create(tmp.join("prometheus.log"))?;
         let child = Command::new("prometheus")
