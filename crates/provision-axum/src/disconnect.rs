@@ -201,11 +201,16 @@ where
         Box::pin(async move {
             // Asked when first polled, inside the request (the layer's
             // future), not in `call`, which may run outside it.
-            let Some(registry) = RequestScope::current().map(|s| s.registry().clone()) else {
+            let Some(scope) = RequestScope::current() else {
                 return route.await.map(|r| r.map(Body::new));
             };
+            let registry = scope.registry().clone();
+            // The route's own scope is under the request's budgets (a
+            // budget layer outside this one).
+            let budgets = scope.budgets();
+            drop(scope);
             let (answer, answered) = oneshot::channel();
-            let task = run(registry, route, finish.clone(), answer);
+            let task = run(registry, route, finish.clone(), budgets, answer);
             match background {
                 Some(background) => background.spawn(task),
                 None => drop(tokio::spawn(task)),
@@ -248,6 +253,7 @@ async fn run<F, ResBody>(
     registry: Registry,
     route: F,
     finish: Finish,
+    budgets: Vec<provision::Budget>,
     answer: oneshot::Sender<Response<Body>>,
 ) where
     F: Future<Output = Result<Response<ResBody>, Infallible>>,
@@ -256,6 +262,13 @@ async fn run<F, ResBody>(
 {
     let deadline = finish.deadline;
     let mut request = Box::pin(registry.request(CatchUnwind::new(async move {
+        if !budgets.is_empty()
+            && let Some(scope) = RequestScope::current()
+        {
+            for budget in &budgets {
+                scope.apply_budget(budget);
+            }
+        }
         // The body too: it may still use the request's services.
         let response = match route.await {
             Ok(response) => response,

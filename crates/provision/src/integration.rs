@@ -192,6 +192,16 @@ pub trait ScopeControl: sealed::Sealed {
 
     /// Whether [`close`](ScopeControl::close) has started.
     fn is_closing(&self) -> bool;
+
+    /// Puts this scope under `budget` as well as the budgets already on it
+    /// (the registry's default, earlier layers); its limits win where
+    /// several set one. What a route's budget layer does; an integration
+    /// that runs a route in a scope of its own (`provision_axum::Finish`)
+    /// carries the request's [`budgets`](ScopeControl::budgets) over with it.
+    fn apply_budget(&self, budget: &crate::Budget);
+
+    /// The budgets this scope is under, the registry's default first.
+    fn budgets(&self) -> Vec<crate::Budget>;
 }
 
 impl ScopeControl for RequestScope {
@@ -229,5 +239,13 @@ impl ScopeControl for RequestScope {
 
     fn is_closing(&self) -> bool {
         RequestScope::is_closing(self)
+    }
+
+    fn apply_budget(&self, budget: &crate::Budget) {
+        RequestScope::apply_budget(self, budget)
+    }
+
+    fn budgets(&self) -> Vec<crate::Budget> {
+        RequestScope::budgets(self)
     }
 }

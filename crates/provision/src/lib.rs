@@ -181,6 +181,10 @@
 
 mod ambient;
 mod bound;
+mod budget;
+mod budget_group;
+#[cfg(feature = "axum")]
+mod budget_layer;
 mod build_once;
 mod catch_unwind;
 mod dep;
@@ -201,12 +205,17 @@ mod registry;
 mod rejection;
 mod resolver;
 mod scope;
+mod scope_budget;
 mod service;
 mod step_bound;
 mod store;
 mod wait_list;
 
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
+pub use budget::{Budget, BudgetLimit};
+pub use budget_group::BudgetGroup;
+#[cfg(feature = "axum")]
+pub use budget_layer::{BudgetFuture, BudgetService};
 pub use dep::{Dep, Deps};
 pub use error::Error;
 pub use exit::Exit;

@@ -10,6 +10,7 @@ use std::task::Poll;
 use crate::ambient::{self, Scoped, Slot};
 use crate::lifetime::{Lifetime, LifetimeKind};
 use crate::resolver::Resolver;
+use crate::scope_budget::ScopeBudget;
 use crate::service::AnyArc;
 use crate::store::{Acquired, Store, release_all};
 use crate::wait_list::WaitList;
@@ -75,6 +76,9 @@ struct Inner {
     /// close interrupted halfway and the final drop do not both tell it.
     finished: AtomicBool,
     tasks: Mutex<Tasks>,
+    /// Made when a budget first applies to this scope (`scope_budget.rs`):
+    /// a scope without one pays one atomic load per build.
+    budget: OnceLock<Box<ScopeBudget>>,
 }
 
 impl Inner {
@@ -114,6 +118,7 @@ impl RequestScope {
                 closing: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 tasks: Mutex::new(Tasks::default()),
+                budget: OnceLock::new(),
             }),
         }
     }
@@ -188,10 +193,86 @@ impl RequestScope {
         }
     }
 
+    /// This scope's budget, if one applies: made on first use from the
+    /// registry's default, or by a route's layer ([`apply_budget`](Self::apply_budget)).
+    #[inline]
+    fn budget(&self) -> Option<&ScopeBudget> {
+        if let Some(budget) = self.inner.budget.get() {
+            return Some(budget);
+        }
+        let default = self.inner.registry.default_budget()?;
+        Some(
+            self.inner
+                .budget
+                .get_or_init(|| Box::new(ScopeBudget::new(Some(default)))),
+        )
+    }
+
+    /// Puts this scope under `budget` as well as the registry's default
+    /// (its limits win where both set one). What a route's budget layer
+    /// does when its route is called.
+    pub(crate) fn apply_budget(&self, budget: &crate::Budget) {
+        let default = self.inner.registry.default_budget();
+        self.inner
+            .budget
+            .get_or_init(|| Box::new(ScopeBudget::new(default)))
+            .apply(budget);
+    }
+
+    /// The budgets that apply to this scope, the registry's first.
+    pub(crate) fn budgets(&self) -> Vec<crate::Budget> {
+        self.budget().map(ScopeBudget::budgets).unwrap_or_default()
+    }
+
+    /// Builds (or waits for) request service `info` under `budget`.
+    async fn build_budgeted(
+        &self,
+        budget: &ScopeBudget,
+        info: &'static ServiceInfo,
+        stats: &Arc<crate::probe::ServiceStats>,
+        transient: bool,
+    ) -> Result<AnyArc, Error> {
+        let registry = &self.inner.registry;
+        let waiting_for_slot = AtomicBool::new(false);
+        let build = || {
+            budget.build(
+                registry,
+                info,
+                stats,
+                &waiting_for_slot,
+                registry.build_value(info, stats, Resolver::request(self)),
+            )
+        };
+        let acquisition = async {
+            if transient {
+                let value = build().await?;
+                self.inner
+                    .store
+                    .record(Acquired {
+                        info,
+                        value,
+                        stats: stats.clone(),
+                    })
+                    .await
+            } else {
+                self.inner.store.get_or_build(info, stats, build).await
+            }
+        };
+        budget
+            .timed(registry, info, stats, &waiting_for_slot, acquisition)
+            .await
+    }
+
     async fn build_shared<T: Provide>(&self) -> Result<Dep<T>, Error> {
         let info = ServiceInfo::of::<T>();
         let registry = &self.inner.registry;
         let stats = registry.prepare(info)?;
+        if let Some(budget) = self.budget() {
+            return self
+                .build_budgeted(budget, info, &stats, false)
+                .await
+                .map(downcast);
+        }
         let value = self
             .inner
             .store
@@ -211,6 +292,12 @@ impl RequestScope {
                 "cannot build `{}`: its scope has already ended",
                 info.name()
             )));
+        }
+        if let Some(budget) = self.budget() {
+            return self
+                .build_budgeted(budget, info, &stats, true)
+                .await
+                .map(downcast);
         }
         let value = registry
             .build_value(info, &stats, Resolver::request(self))
@@ -385,6 +472,10 @@ impl RequestScope {
             self.clone()
                 .enter_while(release_all(acquired, exit, observer, bounds))
                 .await;
+        }
+        // Group slots are given back once what took them is released.
+        if let Some(budget) = self.inner.budget.get() {
+            drop(budget.take_permits());
         }
         self.inner.finish();
     }

@@ -41,6 +41,34 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait Timer: Send + Sync + 'static {
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// The time on the clock [`sleep`](Timer::sleep) follows, as the time
+    /// since a fixed point of the timer's choosing: a request's
+    /// [`acquire_wait`](crate::Budget::acquire_wait) budget adds up its
+    /// waits with it. Only differences between two readings matter.
+    ///
+    /// The default reads std's monotonic clock natively. Override it when
+    /// the sleeps follow another clock (tokio's, which a test may pause;
+    /// JavaScript's on Cloudflare Workers, where std has no clock and the
+    /// default reads zero, so each acquisition gets the whole budget
+    /// instead of what is left of it).
+    fn now(&self) -> Duration {
+        monotonic_now()
+    }
+}
+
+/// Time since the first reading, on std's monotonic clock (zero on wasm32,
+/// where `std::time::Instant` panics).
+fn monotonic_now() -> Duration {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        EPOCH.get_or_init(std::time::Instant::now).elapsed()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        Duration::ZERO
+    }
 }
 
 /// The lifecycle step that was abandoned.
@@ -91,6 +119,11 @@ impl StepBounds {
             default,
             per_service,
         }
+    }
+
+    /// The registry's timer (budgets measure and bound waits with it).
+    pub(crate) fn timer(&self) -> &Arc<dyn Timer> {
+        &self.timer
     }
 
     /// The bound of `info`'s steps.
