@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as MetricRegistry;
-use provision::{Error, Exit, Observer, ServiceInfo, Step};
+use provision::{BudgetLimit, Error, Exit, Observer, ServiceInfo, Step};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -36,6 +36,12 @@ struct ServiceLabels {
 struct StepLabels {
     service: String,
     step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    service: String,
+    budget: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +69,7 @@ struct Inner {
     acquire_latency: Family<ServiceLabels, Histogram>,
     build_failures: Family<ServiceLabels, Counter>,
     steps_abandoned: Family<StepLabels, Counter>,
+    budget_exceeded: Family<BudgetLabels, Counter>,
     db_connections_opened: Counter,
     /// Each service's handles into the families above, looked up once.
     services: RwLock<Vec<(TypeId, ServiceMetrics)>>,
@@ -109,6 +116,7 @@ impl Metrics {
         });
         let build_failures = Family::<ServiceLabels, Counter>::default();
         let steps_abandoned = Family::<StepLabels, Counter>::default();
+        let budget_exceeded = Family::<BudgetLabels, Counter>::default();
         let db_connections_opened = Counter::default();
         registry.register(
             "http_requests",
@@ -151,6 +159,11 @@ impl Metrics {
             steps_abandoned.clone(),
         );
         registry.register(
+            "provision_budget_exceeded",
+            "Service builds refused because their request exceeded its budget, by service and limit (max_builds, acquire_wait, max_held)",
+            budget_exceeded.clone(),
+        );
+        registry.register(
             "db_connections_opened",
             "Database connections opened by the service (per-request mode, or new pool connections)",
             db_connections_opened.clone(),
@@ -166,6 +179,7 @@ impl Metrics {
                 acquire_latency,
                 build_failures,
                 steps_abandoned,
+                budget_exceeded,
                 db_connections_opened,
                 services: RwLock::default(),
             }),
@@ -202,6 +216,17 @@ impl Metrics {
             .get_or_create(&StepLabels {
                 service: service.to_owned(),
                 step: step.label().to_owned(),
+            })
+            .get()
+    }
+
+    /// Builds of `service` refused so far for exceeding `limit`.
+    pub fn budget_refusals(&self, service: &str, limit: BudgetLimit) -> u64 {
+        self.inner
+            .budget_exceeded
+            .get_or_create(&BudgetLabels {
+                service: service.to_owned(),
+                budget: limit.label().to_owned(),
             })
             .get()
     }
@@ -297,6 +322,17 @@ impl Observer for Metrics {
             .inc();
     }
 
+    fn budget_exceeded(&self, service: &ServiceInfo, limit: BudgetLimit) {
+        // Rare: looked up each time.
+        self.inner
+            .budget_exceeded
+            .get_or_create(&BudgetLabels {
+                service: service.name().to_owned(),
+                budget: limit.label().to_owned(),
+            })
+            .inc();
+    }
+
     fn released(&self, service: &ServiceInfo, exit: Exit, _error: Option<&Error>) {
         let release_labels = || ReleaseLabels {
             service: service.name().to_owned(),
@@ -345,5 +381,27 @@ mod tests {
             "{text}"
         );
         assert_eq!(metrics.steps_abandoned("Tx", Step::Release), 2);
+    }
+
+    #[test]
+    fn exceeded_budgets_are_counted_by_service_and_limit() {
+        let metrics = Metrics::new();
+        let tx = ServiceInfo::of::<Tx>();
+        Observer::budget_exceeded(&metrics, tx, BudgetLimit::MaxHeld);
+        Observer::budget_exceeded(&metrics, tx, BudgetLimit::MaxHeld);
+        Observer::budget_exceeded(&metrics, tx, BudgetLimit::MaxBuilds);
+
+        let text = metrics.encode();
+        assert!(
+            text.contains("provision_budget_exceeded_total{service=\"Tx\",budget=\"max_held\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "provision_budget_exceeded_total{service=\"Tx\",budget=\"max_builds\"} 1"
+            ),
+            "{text}"
+        );
+        assert_eq!(metrics.budget_refusals("Tx", BudgetLimit::MaxHeld), 2);
     }
 }

@@ -233,13 +233,11 @@ impl RequestScope {
         transient: bool,
     ) -> Result<AnyArc, Error> {
         let registry = &self.inner.registry;
-        let waiting_for_slot = AtomicBool::new(false);
         let build = || {
             budget.build(
                 registry,
                 info,
                 stats,
-                &waiting_for_slot,
                 registry.build_value(info, stats, Resolver::request(self)),
             )
         };
@@ -258,9 +256,7 @@ impl RequestScope {
                 self.inner.store.get_or_build(info, stats, build).await
             }
         };
-        budget
-            .timed(registry, info, stats, &waiting_for_slot, acquisition)
-            .await
+        budget.timed(registry, info, stats, acquisition).await
     }
 
     async fn build_shared<T: Provide>(&self) -> Result<Dep<T>, Error> {

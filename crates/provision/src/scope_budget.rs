@@ -9,7 +9,6 @@
 use std::any::TypeId;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -41,6 +40,11 @@ struct State {
     /// Group slots taken by this request's values, given back once it has
     /// released them.
     permits: Vec<Permit>,
+    /// Services whose builds are waiting for a group slot right now: when
+    /// the acquire-wait limit cuts an acquisition (perhaps an outer one, a
+    /// service that depends on the one waiting), the slot is what it waited
+    /// for.
+    slot_waits: Vec<&'static ServiceInfo>,
 }
 
 impl ScopeBudget {
@@ -136,7 +140,7 @@ impl ScopeBudget {
 
     /// Builds one value of `info`'s service under this budget: counts the
     /// build, takes a slot of every group that caps the service (waiting
-    /// for them, `waiting_for_slot` set meanwhile), then runs `build`. The
+    /// for them), then runs `build`. The
     /// slots are kept by the scope once the value is built, and given back
     /// at once if it is not.
     pub(crate) async fn build<Fut>(
@@ -144,7 +148,6 @@ impl ScopeBudget {
         registry: &Registry,
         info: &'static ServiceInfo,
         stats: &ServiceStats,
-        waiting_for_slot: &AtomicBool,
         build: Fut,
     ) -> Result<crate::service::AnyArc, Error>
     where
@@ -154,11 +157,10 @@ impl ScopeBudget {
         let caps = self.caps(info);
         let mut permits = Vec::with_capacity(caps.len());
         if !caps.is_empty() {
-            waiting_for_slot.store(true, Ordering::Relaxed);
+            let _waiting = SlotWait::start(self, info);
             for cap in &caps {
                 permits.push(cap.acquire().await);
             }
-            waiting_for_slot.store(false, Ordering::Relaxed);
         }
         let value = build.await?;
         if !permits.is_empty() {
@@ -166,7 +168,6 @@ impl ScopeBudget {
         }
         Ok(value)
     }
-
     /// Runs one acquisition of `info`'s service under the acquire-wait
     /// limit, if one applies: the time it runs counts toward the limit
     /// (time with several acquisitions in progress counts once), and if it
@@ -177,7 +178,6 @@ impl ScopeBudget {
         registry: &Registry,
         info: &'static ServiceInfo,
         stats: &ServiceStats,
-        waiting_for_slot: &AtomicBool,
         acquisition: Fut,
     ) -> Result<crate::service::AnyArc, Error>
     where
@@ -209,45 +209,77 @@ impl ScopeBudget {
             sleep.as_mut().poll(cx).map(|()| None)
         })
         .await;
-        drop(waiting);
-        match outcome {
-            Some(output) => output,
-            None => {
-                let limit_hit = if waiting_for_slot.load(Ordering::Relaxed) {
-                    BudgetLimit::MaxHeld
-                } else {
-                    BudgetLimit::AcquireWait
-                };
-                exceeded(registry, info, stats, limit_hit);
-                let message = match limit_hit {
-                    BudgetLimit::MaxHeld => {
-                        let caps = self.caps(info);
-                        let groups: Vec<String> = caps
-                            .iter()
-                            .map(|c| format!("`{}` holds at most {}", c.group, c.max))
-                            .collect();
-                        format!(
-                            "budget exceeded: no `{}` came free within this request's acquire \
-                             budget of {limit:?} (max_held: group {}); try again shortly",
-                            info.name(),
-                            groups.join(", group ")
-                        )
-                    }
-                    _ => format!(
-                        "budget exceeded: this request waited {limit:?} in all to acquire its \
-                         services (acquire_wait) and `{}` was still not ready; try again shortly",
-                        info.name()
-                    ),
-                };
-                Err(Error::new(message).with_status(StatusCode::SERVICE_UNAVAILABLE))
-            }
+        if let Some(output) = outcome {
+            return output;
         }
+        // Cut. Asked while the acquisition (and any build nested in it
+        // that waits for a slot) is still alive: what it was waiting for.
+        let slot_wait = self.lock().slot_waits.first().copied();
+        let error = match slot_wait {
+            Some(waiting_for) => {
+                let groups: Vec<String> = self
+                    .caps(waiting_for)
+                    .iter()
+                    .map(|c| format!("`{}` holds at most {}", c.group, c.max))
+                    .collect();
+                let waiting_stats = registry.existing_stats(waiting_for);
+                exceeded(
+                    registry,
+                    waiting_for,
+                    waiting_stats.as_deref().unwrap_or(stats),
+                    BudgetLimit::MaxHeld,
+                );
+                format!(
+                    "budget exceeded: no `{}` came free within this request's acquire budget \
+                     of {limit:?} (max_held: group {}); try again shortly",
+                    waiting_for.name(),
+                    groups.join(", group ")
+                )
+            }
+            None => {
+                exceeded(registry, info, stats, BudgetLimit::AcquireWait);
+                format!(
+                    "budget exceeded: this request waited {limit:?} in all to acquire its \
+                     services (acquire_wait) and `{}` was still not ready; try again shortly",
+                    info.name()
+                )
+            }
+        };
+        drop(waiting);
+        Err(Error::new(error).with_status(StatusCode::SERVICE_UNAVAILABLE))
     }
 
     /// The group slots this request holds, to give back once it has
     /// released its values.
     pub(crate) fn take_permits(&self) -> Vec<Permit> {
         std::mem::take(&mut self.lock().permits)
+    }
+}
+
+/// A build of `info`'s service waiting for group slots, noted in the
+/// scope's state until it has them (or is dropped).
+struct SlotWait<'a> {
+    budget: &'a ScopeBudget,
+    info: &'static ServiceInfo,
+}
+
+impl<'a> SlotWait<'a> {
+    fn start(budget: &'a ScopeBudget, info: &'static ServiceInfo) -> SlotWait<'a> {
+        budget.lock().slot_waits.push(info);
+        SlotWait { budget, info }
+    }
+}
+
+impl Drop for SlotWait<'_> {
+    fn drop(&mut self) {
+        let mut state = self.budget.lock();
+        if let Some(at) = state
+            .slot_waits
+            .iter()
+            .position(|i| i.type_id() == self.info.type_id())
+        {
+            state.slot_waits.remove(at);
+        }
     }
 }
 

@@ -393,3 +393,55 @@ async fn a_scope_with_no_budget_makes_none() {
     assert!(scope.budgets().is_empty());
     scope.close(Exit::Success(StatusCode::OK)).await;
 }
+
+/// A request service built on a connection.
+struct Report;
+impl Provide for Report {
+    type Lifetime = provision::Request;
+    type Deps = (Conn,);
+    async fn build(_: (provision::Dep<Conn>,)) -> Result<Self, Error> {
+        Ok(Report)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_whose_dependency_gets_no_slot_is_refused_for_that_dependency() {
+    let gauge = Arc::new(Gauge::default());
+    let observer = Exceeded::default();
+    let registry = Registry::builder()
+        .timer(TokioTimer)
+        .observer(observer.clone())
+        .override_with::<Conn, _, _>(counted_build(&gauge, Duration::ZERO, Conn))
+        .build()
+        .await
+        .unwrap();
+    let reports = BudgetGroup::new("reports").max_held::<Conn>(1);
+    let budget = Budget::new()
+        .group(&reports)
+        .acquire_wait(Duration::from_secs(1));
+    let holder = registry.open_scope();
+    holder.apply_budget(&budget);
+    drop(holder.resolve::<Conn>().await.unwrap());
+
+    let refused = registry.open_scope();
+    refused.apply_budget(&budget);
+    let error = refused.resolve::<Report>().await.err().expect("no slot");
+
+    assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert!(
+        error
+            .message()
+            .starts_with("budget exceeded: no `Conn` came free"),
+        "{error}"
+    );
+    assert_eq!(observer.seen(), vec![("Conn", BudgetLimit::MaxHeld)]);
+    let probe = registry.probe();
+    assert_eq!(probe.report::<Conn>().budget_exceeded, 1);
+    assert_eq!(probe.report::<Report>().budget_exceeded, 0);
+    refused
+        .close(Exit::Failure(StatusCode::SERVICE_UNAVAILABLE))
+        .await;
+    holder.close(Exit::Success(StatusCode::OK)).await;
+    assert_eq!(reports.held::<Conn>(), 0);
+    assert_eq!(probe.held::<Conn>(), 0);
+}
