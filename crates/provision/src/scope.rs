@@ -264,8 +264,9 @@ impl RequestScope {
         let registry = &self.inner.registry;
         let stats = registry.prepare(info)?;
         if let Some(budget) = self.budget() {
-            return self
-                .build_budgeted(budget, info, &stats, false)
+            // Boxed: its future is larger, and the path without a budget
+            // (every request of most apps) should not carry its size.
+            return Box::pin(self.build_budgeted(budget, info, &stats, false))
                 .await
                 .map(downcast);
         }
@@ -290,8 +291,9 @@ impl RequestScope {
             )));
         }
         if let Some(budget) = self.budget() {
-            return self
-                .build_budgeted(budget, info, &stats, true)
+            // Boxed: its future is larger, and the path without a budget
+            // (every request of most apps) should not carry its size.
+            return Box::pin(self.build_budgeted(budget, info, &stats, true))
                 .await
                 .map(downcast);
         }
