@@ -157,6 +157,20 @@ impl Metrics {
         self.inner.db_connections_opened.get()
     }
 
+    /// Builds of `service` refused so far for exceeding `limit`
+    /// (`provision_budget_exceeded_total`), read from the exposition: for
+    /// tests and diagnostics, not for the request path.
+    pub fn budget_refusals(&self, service: &str, limit: provision::BudgetLimit) -> u64 {
+        let service = format!("service=\"{service}\"");
+        let budget = format!("budget=\"{}\"", limit.label());
+        self.encode()
+            .lines()
+            .filter(|line| line.starts_with("provision_budget_exceeded_total{"))
+            .filter(|line| line.contains(&service) && line.contains(&budget))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

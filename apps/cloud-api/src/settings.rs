@@ -55,6 +55,16 @@ pub struct Settings {
     #[arg(long, env = "ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub acquire_timeout: Duration,
 
+    /// Most database connections the list routes (`GET /api/users`,
+    /// `/api/orgs`, `/api/orgs/{org_id}/members`, `/api/scopes`,
+    /// `/api/scopes/{scope_id}/sources`) hold at once between them, so that
+    /// a burst of lists cannot take every connection from single reads and
+    /// writes; a list that gets none in time (twice --acquire-timeout for
+    /// the whole acquisition) gets a 503.
+    /// Defaults to half of --pool-size (at least 1).
+    #[arg(long, env = "LIST_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub list_connections: Option<u32>,
+
     /// Longest one SQL statement may run (PostgreSQL `statement_timeout`).
     #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub statement_timeout: Duration,
@@ -117,6 +127,7 @@ impl Settings {
             db_mode: DbMode::Pool,
             pool_size: 16,
             acquire_timeout: Duration::from_secs(5),
+            list_connections: None,
             statement_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -127,6 +138,13 @@ impl Settings {
             token_expiry_interval: Duration::from_secs(3600),
             token_max_age_days: crate::jobs::expire_tokens::DEFAULT_MAX_AGE_DAYS,
         }
+    }
+
+    /// The connections the list routes may hold at once
+    /// (`--list-connections`, or half the pool).
+    pub fn list_connections(&self) -> usize {
+        let cap = self.list_connections.unwrap_or(self.pool_size / 2).max(1);
+        usize::try_from(cap).unwrap_or(usize::MAX)
     }
 
     /// The SQLite file used when there is no database URL.

@@ -40,6 +40,8 @@ fn help_explains_every_setting() {
         "ACQUIRE_TIMEOUT",
         "--migrations-database-url",
         "MIGRATIONS_DATABASE_URL",
+        "--list-connections",
+        "LIST_CONNECTIONS",
     ] {
         assert!(help.contains(flag), "`{flag}` missing from:\n{help}");
     }
@@ -59,6 +61,10 @@ fn bad_settings_fail_with_a_message_and_a_non_zero_exit() {
         ),
         (vec!["serve", "--acquire-timeout", "soon"], "not a duration"),
         (vec!["serve", "--pool-size", "0"], "--pool-size"),
+        (
+            vec!["serve", "--list-connections", "0"],
+            "--list-connections",
+        ),
         (vec!["serve", "--listen", "nowhere"], "--listen"),
         (vec!["token", "create"], "--email"),
     ] {

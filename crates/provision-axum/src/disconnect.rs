@@ -269,6 +269,7 @@ where
                             route,
                             this.finish.clone(),
                             this.background.clone(),
+                            provision::integration::current_budgets(),
                         ),
                         crate::span::for_task(),
                     ))
@@ -344,6 +345,7 @@ async fn run<F, ResBody>(
     route: F,
     finish: Finish,
     background: Option<Background>,
+    budgets: Vec<provision::Budget>,
 ) -> Ran
 where
     F: Future<Output = Result<Response<ResBody>, Infallible>>,
@@ -354,6 +356,15 @@ where
     // In place (this whole future is boxed already), in an `Option` so that
     // it can be dropped before the scope is settled.
     let mut request = std::pin::pin!(Some(registry.request(CatchUnwind::new(async move {
+        // The route's own scope is under the request's budgets (a budget
+        // layer outside this one).
+        if !budgets.is_empty()
+            && let Some(scope) = RequestScope::current()
+        {
+            for budget in &budgets {
+                scope.apply_budget(budget);
+            }
+        }
         // The body too: it may still use the request's services.
         let response = match route.await {
             Ok(response) => response,

@@ -99,6 +99,20 @@ pub(crate) fn registry() -> Option<Registry> {
     })
 }
 
+/// The budgets of the request entered on this thread if its scope is
+/// already open (a budget layer opened it), else none; never opens it.
+pub(crate) fn budgets() -> Vec<crate::Budget> {
+    CURRENT.with(|cell| {
+        let slot = cell.take();
+        let budgets = match &slot {
+            Some(Slot::Open(scope)) => scope.budgets(),
+            _ => Vec::new(),
+        };
+        cell.set(slot);
+        budgets
+    })
+}
+
 /// Calls `f` with a reference to the entered scope, without cloning it,
 /// opening it first if the request has not opened it yet. `f` must not use
 /// the ambient scope itself (it is taken out while `f` runs).

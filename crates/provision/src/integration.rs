@@ -92,6 +92,18 @@ pub fn current_registry() -> Option<Registry> {
     crate::ambient::registry()
 }
 
+/// The budgets the current request's scope is under, if that scope is
+/// already open (a budget layer outside opened it and applied its budget),
+/// without opening it: what a [`Finish`]-like layer that runs the route in
+/// a scope of its own carries over to it. Empty outside a request, or when
+/// the request's scope is not open yet (then only the registry's default
+/// applies, and the new scope gets that by itself).
+///
+/// [`Finish`]: https://docs.rs/provision-axum/latest/provision_axum/struct.Finish.html
+pub fn current_budgets() -> Vec<crate::Budget> {
+    crate::ambient::budgets()
+}
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Registry {}
@@ -219,6 +231,16 @@ pub trait ScopeControl: sealed::Sealed {
 
     /// Whether [`close`](ScopeControl::close) has started.
     fn is_closing(&self) -> bool;
+
+    /// Puts this scope under `budget` as well as the budgets already on it
+    /// (the registry's default, earlier layers); its limits win where
+    /// several set one. What a route's budget layer does; an integration
+    /// that runs a route in a scope of its own (`provision_axum::Finish`)
+    /// carries the request's [`budgets`](ScopeControl::budgets) over with it.
+    fn apply_budget(&self, budget: &crate::Budget);
+
+    /// The budgets this scope is under, the registry's default first.
+    fn budgets(&self) -> Vec<crate::Budget>;
 }
 
 impl ScopeControl for RequestScope {
@@ -256,5 +278,13 @@ impl ScopeControl for RequestScope {
 
     fn is_closing(&self) -> bool {
         RequestScope::is_closing(self)
+    }
+
+    fn apply_budget(&self, budget: &crate::Budget) {
+        RequestScope::apply_budget(self, budget)
+    }
+
+    fn budgets(&self) -> Vec<crate::Budget> {
+        RequestScope::budgets(self)
     }
 }

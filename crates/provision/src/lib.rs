@@ -162,6 +162,53 @@
 //! `wasm32-unknown-unknown`. `provision-axum` runs it on a tokio server;
 //! `provision-worker` on Cloudflare Workers.
 //!
+//! # Budgets: what one request may hold
+//!
+//! A [`Budget`] limits one request's scope: at most N builds of a service
+//! (a transient built in a loop is refused with a `500` naming it), at most
+//! T waiting to acquire in all (a `503`), and, through a [`BudgetGroup`]
+//! shared by several routes, at most M values of a service held at once by
+//! all their requests. Set one for every request with
+//! [`RegistryBuilder::budget`], and per route as a tower layer (feature
+//! `axum`). Refusals are counted per service
+//! ([`ServiceReport::budget_exceeded`], [`Observer::budget_exceeded`]) and
+//! what the request built before is released with its exit. A request
+//! under no budget pays one atomic load per build: the budget's state is
+//! made only for a scope a budget applies to.
+//!
+//! ```
+//! use std::time::Duration;
+//! use provision::{Budget, BudgetGroup, Error, Exit, Registry, provide};
+//! use provision::integration::{RegistryControl, ScopeControl};
+//! use http::StatusCode;
+//!
+//! struct Statement;
+//! #[provide(Transient)]
+//! impl Statement {
+//!     async fn build() -> Result<Self, Error> { Ok(Statement) }
+//! }
+//!
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//! # block_on(async {
+//! let registry = Registry::builder()
+//!     .budget(Budget::new().max_builds::<Statement>(2))
+//!     .build()
+//!     .await?;
+//! let scope = registry.open_scope();
+//! drop(scope.resolve::<Statement>().await?);
+//! drop(scope.resolve::<Statement>().await?);
+//! let refused = scope.resolve::<Statement>().await.err().expect("a third is one too many");
+//! assert_eq!(refused.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+//! scope.close(Exit::Failure(StatusCode::INTERNAL_SERVER_ERROR)).await;
+//! assert_eq!(registry.probe().releases::<Statement>(), 2);
+//! # Ok::<(), Error>(()) }).unwrap();
+//! ```
+//!
 //! # Features
 //!
 //! * `macros` (default): [`provide`], the attribute that writes the
@@ -198,6 +245,10 @@
 
 mod ambient;
 mod bound;
+mod budget;
+mod budget_group;
+#[cfg(feature = "axum")]
+mod budget_layer;
 mod build_once;
 mod catch_unwind;
 mod dep;
@@ -220,6 +271,7 @@ mod registry;
 mod rejection;
 mod resolver;
 mod scope;
+mod scope_budget;
 mod service;
 mod span;
 mod step_bound;
@@ -228,6 +280,10 @@ mod timer;
 mod wait_list;
 
 pub use bound::{CROSS_REQUEST_MESSAGE, CrossRequest, RequestBound};
+pub use budget::{Budget, BudgetLimit};
+pub use budget_group::BudgetGroup;
+#[cfg(feature = "axum")]
+pub use budget_layer::{BudgetFuture, BudgetService};
 pub use dep::{Dep, Deps};
 pub use error::Error;
 pub use exit::Exit;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::{Error, Exit, LifetimeKind, Provide, Registry, ServiceInfo, Step};
+use crate::{BudgetLimit, Error, Exit, LifetimeKind, Provide, Registry, ServiceInfo, Step};
 
 /// Per-service counters, kept by the registry for every service it builds.
 pub(crate) struct ServiceStats {
@@ -17,6 +17,7 @@ pub(crate) struct ServiceStats {
     release_failures: AtomicU64,
     abandoned_settles: AtomicU64,
     abandoned_releases: AtomicU64,
+    budget_exceeded: AtomicU64,
 }
 
 impl ServiceStats {
@@ -31,6 +32,7 @@ impl ServiceStats {
             release_failures: AtomicU64::new(0),
             abandoned_settles: AtomicU64::new(0),
             abandoned_releases: AtomicU64::new(0),
+            budget_exceeded: AtomicU64::new(0),
         }
     }
 
@@ -51,6 +53,9 @@ impl ServiceStats {
     }
     pub(crate) fn record_release_failure(&self) {
         self.release_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn record_budget_exceeded(&self) {
+        self.budget_exceeded.fetch_add(1, Relaxed);
     }
     pub(crate) fn record_abandoned(&self, step: Step) {
         match step {
@@ -76,6 +81,7 @@ impl ServiceStats {
             release_failures: self.release_failures.load(Relaxed),
             abandoned_settles: self.abandoned_settles.load(Relaxed),
             abandoned_releases: self.abandoned_releases.load(Relaxed),
+            budget_exceeded: self.budget_exceeded.load(Relaxed),
         }
     }
 }
@@ -111,6 +117,10 @@ pub struct ServiceReport {
     /// Release steps abandoned because they overran their bound; each is
     /// also counted in `releases` (the value is gone) and `release_failures`.
     pub abandoned_releases: u64,
+    /// Builds refused because their request exceeded its
+    /// [`Budget`](crate::Budget) (any limit; [`Observer::budget_exceeded`]
+    /// tells which).
+    pub budget_exceeded: u64,
 }
 
 /// Reads a registry's counters: acquisitions, releases and values currently
@@ -245,5 +255,11 @@ pub trait Observer: Send + Sync + 'static {
     /// [`settle_failed`](Observer::settle_failed), each with the error.
     fn abandoned(&self, service: &ServiceInfo, step: Step, bound: Duration) {
         let _ = (service, step, bound);
+    }
+
+    /// A build of `service` was refused (or cut) because its request
+    /// exceeded `limit` of its [`Budget`](crate::Budget).
+    fn budget_exceeded(&self, service: &ServiceInfo, limit: BudgetLimit) {
+        let _ = (service, limit);
     }
 }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as MetricRegistry;
 
-use crate::{Error, Exit, Observer, ServiceInfo, Step};
+use crate::{BudgetLimit, Error, Exit, Observer, ServiceInfo, Step};
 
 /// `service` and `lifetime`: the service's short type name and `app`,
 /// `request` or `transient`. Both are `&'static str` already, so a label
@@ -25,6 +25,8 @@ type Histograms = Family<ServiceLabels, Histogram, fn() -> Histogram>;
 const EXITS: [&str; 5] = ["success", "failure", "panic", "cancelled", "shutdown"];
 /// Every step, in the order of `step_index`.
 const STEPS: [&str; 2] = ["settle", "release"];
+/// The labels of `BudgetLimit::label`, in a fixed order for `Handles`.
+const BUDGETS: [&str; 3] = ["max_builds", "acquire_wait", "max_held"];
 
 /// An [`Observer`] that keeps every service's lifecycle as Prometheus
 /// metrics, registered in a `prometheus_client` registry you encode
@@ -41,6 +43,7 @@ const STEPS: [&str; 2] = ["settle", "release"];
 /// | `provision_service_acquire_wait_seconds` | histogram | time from asking for a value to having it (its build, dependencies included) |
 /// | `provision_service_held_seconds` | histogram | time from the end of a value's build to the end of its release |
 /// | `provision_service_held` | gauge | values built and not yet released |
+/// | `provision_budget_exceeded_total{budget}` | counter | builds refused because their request exceeded a [`Budget`](crate::Budget): `max_builds`, `acquire_wait`, `max_held` |
 ///
 /// A service's series all appear, at zero, on its first build, so a rate
 /// of failures reads 0 rather than nothing. On wasm32 (no clock) the two
@@ -104,6 +107,7 @@ struct Inner {
     acquire_wait: Histograms,
     held_seconds: Histograms,
     held: Family<ServiceLabels, Gauge>,
+    budget_exceeded: Family<EventLabels, Counter>,
     /// Each service's handles into the families above, resolved once: a
     /// `Family` lookup hashes the labels under the family's lock, which on
     /// every build and release of every request is measurable (see
@@ -122,6 +126,7 @@ struct Handles {
     acquire_wait: Histogram,
     held_seconds: Histogram,
     held: Gauge,
+    budget_exceeded: [Counter; BUDGETS.len()],
 }
 
 impl PrometheusObserver {
@@ -149,6 +154,7 @@ impl PrometheusObserver {
             acquire_wait: Family::new_with_constructor(acquire_wait as fn() -> Histogram),
             held_seconds: Family::new_with_constructor(held_seconds as fn() -> Histogram),
             held: Family::default(),
+            budget_exceeded: Family::default(),
             services: RwLock::default(),
         };
         // Counters are registered without `_total`: the encoder adds it.
@@ -196,6 +202,11 @@ impl PrometheusObserver {
             "provision_service_held",
             "Service values built and not yet released",
             inner.held.clone(),
+        );
+        registry.register(
+            "provision_budget_exceeded",
+            "Service builds refused because their request exceeded its budget, by limit",
+            inner.budget_exceeded.clone(),
         );
         PrometheusObserver {
             inner: Arc::new(inner),
@@ -256,6 +267,10 @@ impl Inner {
             acquire_wait: self.acquire_wait.get_or_create(&labels).clone(),
             held_seconds: self.held_seconds.get_or_create(&labels).clone(),
             held: self.held.get_or_create(&labels).clone(),
+            budget_exceeded: BUDGETS.map(|budget| {
+                let labels = [service, lifetime, ("budget", budget)];
+                self.budget_exceeded.get_or_create(&labels).clone()
+            }),
         }
     }
 }
@@ -267,6 +282,14 @@ fn exit_index(exit: Exit) -> usize {
         Exit::Panic => 2,
         Exit::Cancelled => 3,
         Exit::Shutdown => 4,
+    }
+}
+
+fn budget_index(limit: BudgetLimit) -> usize {
+    match limit {
+        BudgetLimit::MaxBuilds => 0,
+        BudgetLimit::AcquireWait => 1,
+        BudgetLimit::MaxHeld => 2,
     }
 }
 
@@ -317,5 +340,9 @@ impl Observer for PrometheusObserver {
 
     fn abandoned(&self, service: &ServiceInfo, step: Step, _bound: Duration) {
         self.with(service, |h| h.steps_abandoned[step_index(step)].inc());
+    }
+
+    fn budget_exceeded(&self, service: &ServiceInfo, limit: BudgetLimit) {
+        self.with(service, |h| h.budget_exceeded[budget_index(limit)].inc());
     }
 }

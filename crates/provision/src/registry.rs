@@ -79,6 +79,8 @@ struct Inner {
     observer: Option<Arc<dyn Observer>>,
     /// Bounds on settle and release steps; `None` without a timer.
     steps: Option<StepBounds>,
+    /// The budget of every request scope, if the application set one.
+    budget: Option<crate::Budget>,
     #[cfg(feature = "axum")]
     error_response: Option<crate::rejection::ErrorResponse>,
 }
@@ -158,6 +160,7 @@ pub struct RegistryBuilder {
     timer: Option<Arc<dyn Timer>>,
     step_timeout: Duration,
     step_timeouts: HashMap<TypeId, Duration>,
+    budget: Option<crate::Budget>,
     #[cfg(feature = "axum")]
     error_response: Option<crate::rejection::ErrorResponse>,
 }
@@ -172,6 +175,7 @@ impl Registry {
             timer: None,
             step_timeout: DEFAULT_STEP_TIMEOUT,
             step_timeouts: HashMap::new(),
+            budget: None,
             #[cfg(feature = "axum")]
             error_response: None,
         }
@@ -357,6 +361,16 @@ impl Registry {
     /// The bounds on settle and release steps, if the registry has a timer.
     pub(crate) fn step_bounds(&self) -> Option<&StepBounds> {
         self.inner.steps.as_ref()
+    }
+
+    /// The registry's timer, if it has one.
+    pub(crate) fn timer(&self) -> Option<&Arc<dyn Timer>> {
+        self.inner.steps.as_ref().map(StepBounds::timer)
+    }
+
+    /// The budget of every request scope, if the application set one.
+    pub(crate) fn default_budget(&self) -> Option<&crate::Budget> {
+        self.inner.budget.as_ref()
     }
 
     pub(crate) fn cached_app<T: Provide>(&self) -> Option<Dep<T>> {
@@ -729,6 +743,40 @@ impl RegistryBuilder {
         self
     }
 
+    /// The [`Budget`](crate::Budget) of every request: limits on what one
+    /// request's scope may build (`max_builds`), how long it may wait to
+    /// acquire in all (`acquire_wait`, which needs a [`timer`](Self::timer)),
+    /// and the groups whose caps its values count against. A route's own
+    /// budget (a layer) overrides it limit by limit; without either,
+    /// nothing is limited and builds pay nothing for budgets.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use provision::{Budget, Provide, Error, Transient};
+    /// # use std::{future::Future, pin::Pin};
+    /// # struct Sleep;
+    /// # impl provision::Timer for Sleep {
+    /// #     fn sleep(&self, _: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// #         Box::pin(std::future::pending())
+    /// #     }
+    /// # }
+    /// struct Statement;
+    /// # impl Provide for Statement {
+    /// #     type Lifetime = Transient;
+    /// #     type Deps = ();
+    /// #     async fn build(_: ()) -> Result<Self, Error> { Ok(Statement) }
+    /// # }
+    /// let builder = provision::Registry::builder()
+    ///     .timer(Sleep)
+    ///     .budget(Budget::new()
+    ///         .max_builds::<Statement>(32)              // a loop is a bug: 500
+    ///         .acquire_wait(Duration::from_secs(5)));   // waited too long: 503
+    /// ```
+    pub fn budget(mut self, budget: crate::Budget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// (feature `axum`) Sets how every error response provision writes is
     /// formatted: a service that could not be provided to `Dep<T>`, an
     /// [`Error`] returned by a handler (from [`Lazy::get`](crate::Lazy::get)
@@ -771,6 +819,15 @@ impl RegistryBuilder {
     /// (newest first) and the error names the service that failed.
     pub async fn build(self) -> Result<Registry, Error> {
         let order = graph::in_build_order(&self.roots)?;
+        if self.timer.is_none()
+            && let Some(limit) = self.budget.as_ref().and_then(|b| b.acquire_wait_limit())
+        {
+            return Err(Error::new(format!(
+                "the registry's budget limits the time a request waits to acquire \
+                 (acquire_wait = {limit:?}), which needs a timer: set one with \
+                 RegistryBuilder::timer"
+            )));
+        }
         let registry = Registry {
             inner: Arc::new(Inner {
                 registered: self.roots,
@@ -787,6 +844,7 @@ impl RegistryBuilder {
                 steps: self
                     .timer
                     .map(|timer| StepBounds::new(timer, self.step_timeout, self.step_timeouts)),
+                budget: self.budget,
                 #[cfg(feature = "axum")]
                 error_response: self.error_response,
             }),

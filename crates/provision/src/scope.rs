@@ -10,6 +10,7 @@ use std::task::Poll;
 use crate::ambient::{self, Scoped, Slot};
 use crate::lifetime::{Lifetime, LifetimeKind};
 use crate::resolver::Resolver;
+use crate::scope_budget::ScopeBudget;
 use crate::service::AnyArc;
 use crate::store::{Acquired, Report, Store, release_all};
 use crate::wait_list::WaitList;
@@ -78,6 +79,9 @@ struct Inner {
     /// The span current when the scope opened (the request's): the parent
     /// of its settle and release spans (`span.rs`).
     span: tracing::Span,
+    /// Made when a budget first applies to this scope (`scope_budget.rs`):
+    /// a scope without one pays one atomic load per build.
+    budget: OnceLock<Box<ScopeBudget>>,
 }
 
 impl Inner {
@@ -118,6 +122,7 @@ impl RequestScope {
                 finished: AtomicBool::new(false),
                 tasks: Mutex::new(Tasks::default()),
                 span: crate::span::capture(),
+                budget: OnceLock::new(),
             }),
         }
     }
@@ -192,10 +197,85 @@ impl RequestScope {
         }
     }
 
+    /// This scope's budget, if one applies: made on first use from the
+    /// registry's default, or by a route's layer ([`apply_budget`](Self::apply_budget)).
+    #[inline]
+    fn budget(&self) -> Option<&ScopeBudget> {
+        if let Some(budget) = self.inner.budget.get() {
+            return Some(budget);
+        }
+        let default = self.inner.registry.default_budget()?;
+        Some(
+            self.inner
+                .budget
+                .get_or_init(|| Box::new(ScopeBudget::new(Some(default)))),
+        )
+    }
+
+    /// Puts this scope under `budget` as well as the registry's default
+    /// (its limits win where both set one). What a route's budget layer
+    /// does when its route is called.
+    pub(crate) fn apply_budget(&self, budget: &crate::Budget) {
+        let default = self.inner.registry.default_budget();
+        self.inner
+            .budget
+            .get_or_init(|| Box::new(ScopeBudget::new(default)))
+            .apply(budget);
+    }
+
+    /// The budgets that apply to this scope, the registry's first.
+    pub(crate) fn budgets(&self) -> Vec<crate::Budget> {
+        self.budget().map(ScopeBudget::budgets).unwrap_or_default()
+    }
+
+    /// Builds (or waits for) request service `info` under `budget`.
+    async fn build_budgeted(
+        &self,
+        budget: &ScopeBudget,
+        info: &'static ServiceInfo,
+        stats: &Arc<crate::probe::ServiceStats>,
+        transient: bool,
+    ) -> Result<AnyArc, Error> {
+        let registry = &self.inner.registry;
+        let build = || {
+            budget.build(
+                registry,
+                info,
+                stats,
+                registry.build_value(info, stats, Resolver::request(self)),
+            )
+        };
+        let acquisition = async {
+            if transient {
+                let built = build().await?;
+                let acquired = Acquired {
+                    info,
+                    value: built.value,
+                    stats: stats.clone(),
+                    built_at: built.at,
+                };
+                self.inner.store.record(acquired, self.report()).await
+            } else {
+                self.inner
+                    .store
+                    .get_or_build(info, stats, self.report(), build)
+                    .await
+            }
+        };
+        budget.timed(registry, info, stats, acquisition).await
+    }
+
     async fn build_shared<T: Provide>(&self) -> Result<Dep<T>, Error> {
         let info = ServiceInfo::of::<T>();
         let registry = &self.inner.registry;
         let stats = registry.prepare(info)?;
+        if let Some(budget) = self.budget() {
+            // Boxed: its future is larger, and the path without a budget
+            // (every request of most apps) should not carry its size.
+            return Box::pin(self.build_budgeted(budget, info, &stats, false))
+                .await
+                .map(downcast);
+        }
         let value = self
             .inner
             .store
@@ -215,6 +295,13 @@ impl RequestScope {
                 "cannot build `{}`: its scope has already ended",
                 info.name()
             )));
+        }
+        if let Some(budget) = self.budget() {
+            // Boxed: its future is larger, and the path without a budget
+            // (every request of most apps) should not carry its size.
+            return Box::pin(self.build_budgeted(budget, info, &stats, true))
+                .await
+                .map(downcast);
         }
         let built = registry
             .build_value(info, &stats, Resolver::request(self))
@@ -422,6 +509,10 @@ impl RequestScope {
             self.clone()
                 .enter_while(release_all(acquired, exit, self.report(), bounds))
                 .await;
+        }
+        // Group slots are given back once what took them is released.
+        if let Some(budget) = self.inner.budget.get() {
+            drop(budget.take_permits());
         }
         self.inner.finish();
     }

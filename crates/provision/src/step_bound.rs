@@ -73,6 +73,11 @@ impl StepBounds {
         }
     }
 
+    /// The registry's timer (budgets measure and bound waits with it).
+    pub(crate) fn timer(&self) -> &Arc<dyn Timer> {
+        &self.timer
+    }
+
     /// The bound of `info`'s steps.
     pub(crate) fn of(&self, info: &ServiceInfo) -> Duration {
         self.per_service

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post};
 use http::{Method, StatusCode, Uri};
-use provision::Registry;
+use provision::{Budget, BudgetGroup, Registry};
 use provision_axum::{Finish, ProvisionLayer};
 
 use crate::metrics::Metrics;
@@ -51,32 +51,44 @@ pub fn router_with_finish(
     // Each write's disconnect policy, and why, is in its OpenAPI description;
     // how its `finish` runs end after a client left is counted per route.
     let finish = |route| finish_counted(route, &finish, &metrics);
+    let lists = list_budget(&registry);
     let api = Router::new()
         .route("/api/health", get(health::health))
         .route("/api/ready", get(health::ready))
         .route("/api/openapi.json", get(openapi::document))
         .route(
             "/api/users",
-            get(users::list).merge(finish(post(users::create))),
+            get(users::list)
+                .layer(lists.clone())
+                .merge(finish(post(users::create))),
         )
         .route("/api/users/{id}", get(users::get))
         .route(
             "/api/orgs",
-            get(organisations::list_mine).post(organisations::create),
+            get(organisations::list_mine)
+                .layer(lists.clone())
+                .post(organisations::create),
         )
         .route("/api/orgs/{org_id}", get(organisations::get))
         .route(
             "/api/orgs/{org_id}/members",
-            get(organisations::members).merge(finish(post(organisations::add_member))),
+            get(organisations::members)
+                .layer(lists.clone())
+                .merge(finish(post(organisations::add_member))),
         )
         .route(
             "/api/orgs/{org_id}/members/{user_id}",
             finish(patch(organisations::change_role).delete(organisations::remove_member)),
         )
-        .route("/api/scopes", get(sources::list_scopes))
+        .route(
+            "/api/scopes",
+            get(sources::list_scopes).layer(lists.clone()),
+        )
         .route(
             "/api/scopes/{scope_id}/sources",
-            get(sources::list).merge(finish(post(sources::create))),
+            get(sources::list)
+                .layer(lists)
+                .merge(finish(post(sources::create))),
         )
         .route(
             "/api/scopes/{scope_id}/sources/{source_id}",
@@ -104,6 +116,29 @@ pub fn router_with_finish(
             axum::middleware::from_fn_with_state(metrics, observe::observe),
             ProvisionLayer::new(registry),
         ))
+}
+
+/// The list routes' budget: they share the group `lists`, which holds at
+/// most `--list-connections` connections at once (half the pool by
+/// default), so that a burst of lists (the heaviest reads: a page and a
+/// count, per request) leaves connections for single reads and writes. A
+/// list may spend twice `--acquire-timeout` acquiring in all (a slot, then
+/// the connection, whose own bound is `--acquire-timeout`, so an
+/// unreachable database still answers with its own 503 first), and then
+/// gets a 503 (`provision_budget_exceeded_total` counts it). On Workers there is no shared pool to protect (a connection
+/// per request) and no provision timer, so the budget limits nothing.
+pub fn list_budget(registry: &Registry) -> Budget {
+    let settings = registry.app::<crate::settings::Settings>();
+    match settings {
+        Some(settings) if cfg!(not(target_arch = "wasm32")) => {
+            let lists = BudgetGroup::new("lists")
+                .max_held::<crate::services::Conn>(settings.list_connections());
+            Budget::new()
+                .group(&lists)
+                .acquire_wait(settings.acquire_timeout * 2)
+        }
+        _ => Budget::new(),
+    }
 }
 
 /// How long a `finish` write may run after its client went away (or at

@@ -41,8 +41,13 @@ pub async fn create(
 }
 
 /// The organisations the caller belongs to, with their role in each.
+///
+/// A list route: the list routes share at most `--list-connections`
+/// database connections at once (half the pool by default), so that a
+/// burst of lists leaves connections for single reads and writes; a list
+/// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/orgs", tag = "organisations", security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable, or no connection of the list routes' share (`--list-connections`) came free in time (twice the acquire timeout)", body = ErrorBody),
         (status = 200, body = Vec<MyOrganisation>), (status = 401, body = ErrorBody)))]
 pub async fn list_mine(
     me: SignedIn,
@@ -54,10 +59,15 @@ pub async fn list_mine(
 }
 
 /// The members of an organisation (admins only).
+///
+/// A list route: the list routes share at most `--list-connections`
+/// database connections at once (half the pool by default), so that a
+/// burst of lists leaves connections for single reads and writes; a list
+/// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/orgs/{org_id}/members", tag = "organisations",
     params(("org_id" = i64, Path)), security(("bearer" = [])),
     responses((status = 400, description = "A malformed id or parameter", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or no connection of the list routes' share (`--list-connections`) came free in time (twice the acquire timeout)", body = ErrorBody),
         (status = 200, body = Vec<Member>), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(

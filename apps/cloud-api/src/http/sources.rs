@@ -31,8 +31,13 @@ async fn scope_for(
 
 /// The caller's scopes: each organisation's org scope and their own user
 /// scope in it.
+///
+/// A list route: the list routes share at most `--list-connections`
+/// database connections at once (half the pool by default), so that a
+/// burst of lists leaves connections for single reads and writes; a list
+/// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/scopes", tag = "scopes", security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable, or no connection of the list routes' share (`--list-connections`) came free in time (twice the acquire timeout)", body = ErrorBody),
         (status = 200, body = Vec<Scope>), (status = 401, body = ErrorBody)))]
 pub async fn list_scopes(me: SignedIn, conn: Lazy<Conn>) -> Result<Json<Vec<Scope>>, ApiError> {
     let me = me.get().await?;
@@ -41,9 +46,14 @@ pub async fn list_scopes(me: SignedIn, conn: Lazy<Conn>) -> Result<Json<Vec<Scop
 }
 
 /// The sources of a scope.
+///
+/// A list route: the list routes share at most `--list-connections`
+/// database connections at once (half the pool by default), so that a
+/// burst of lists leaves connections for single reads and writes; a list
+/// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/scopes/{scope_id}/sources", tag = "sources",
     params(("scope_id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 503, description = "The database is unavailable", body = ErrorBody),
+    responses((status = 503, description = "The database is unavailable, or no connection of the list routes' share (`--list-connections`) came free in time (twice the acquire timeout)", body = ErrorBody),
         (status = 200, body = Vec<Source>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(

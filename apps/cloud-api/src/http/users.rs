@@ -22,10 +22,15 @@ use crate::services::{Conn, Tx};
 /// everyone who shares an organisation with them), by id, a page at a
 /// time, with how many they may see in all. Another tenant's users are
 /// never listed.
+///
+/// A list route: the list routes share at most `--list-connections`
+/// database connections at once (half the pool by default), so that a
+/// burst of lists leaves connections for single reads and writes; a list
+/// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),
     security(("bearer" = [])),
     responses(
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or no connection of the list routes' share (`--list-connections`) came free in time (twice the acquire timeout)", body = ErrorBody),
         (status = 200, body = UserList),
         (status = 400, description = "A bad limit or offset", body = ErrorBody),
         (status = 401, body = ErrorBody),
