@@ -372,3 +372,51 @@ async fn app_services_are_held_until_shutdown() {
         1.0
     );
 }
+
+struct Stmt;
+impl Provide for Stmt {
+    type Lifetime = provision::Transient;
+    type Deps = ();
+    async fn build(_: ()) -> Result<Self, Error> {
+        Ok(Stmt)
+    }
+}
+
+#[tokio::test]
+async fn a_build_refused_by_the_budget_is_counted_by_limit() {
+    let (builder, metrics) = observed();
+    let registry = builder
+        .register::<Stmt>()
+        .budget(provision::Budget::new().max_builds::<Stmt>(2))
+        .build()
+        .await
+        .unwrap();
+    let scope = registry.open_scope();
+    for _ in 0..2 {
+        drop(scope.resolve::<Stmt>().await.unwrap());
+    }
+    let refused = scope
+        .resolve::<Stmt>()
+        .await
+        .err()
+        .expect("the third build is refused");
+    assert_eq!(refused.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+    scope
+        .close(Exit::Failure(StatusCode::INTERNAL_SERVER_ERROR))
+        .await;
+
+    let text = encode(&metrics);
+    let stmt = r#"service="Stmt",lifetime="transient""#;
+    let series =
+        |budget: &str| format!("provision_budget_exceeded_total{{{stmt},budget=\"{budget}\"}}");
+    assert_eq!(value(&text, &series("max_builds")), 1.0);
+    assert_eq!(value(&text, &series("acquire_wait")), 0.0);
+    assert_eq!(value(&text, &series("max_held")), 0.0);
+    assert_eq!(
+        value(
+            &text,
+            &format!("provision_service_acquisitions_total{{{stmt}}}")
+        ),
+        2.0
+    );
+}
