@@ -6,47 +6,23 @@
 //! it does not know (`options`) and cannot keep session state, so the
 //! service must rely on neither.
 
-mod support;
+use crate::support::contract;
 
-use support::Backend;
-use support::contract;
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(#[tokio::test] async fn $name() { contract::$name(Backend::Sqlite).await })*
-        }
-        mod postgres_pool {
-            use super::*;
-            $(#[tokio::test] async fn $name() { contract::$name(Backend::PostgresPool).await })*
-        }
-        mod postgres_per_request {
-            use super::*;
-            $(#[tokio::test] async fn $name() { contract::$name(Backend::PostgresPerRequest).await })*
-        }
-        mod pgbouncer_pool {
-            use super::*;
-            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPool).await })*
-        }
-        mod pgbouncer_per_request {
-            use super::*;
-            $(#[tokio::test] async fn $name() { contract::$name(Backend::PgBouncerPerRequest).await })*
-        }
-    };
+on_every_backend! {
+    #[tokio::test]
+    [sqlite, postgres_pool, postgres_per_request, pgbouncer_pool, pgbouncer_per_request]
+    contract::{
+        health_is_public_and_builds_nothing,
+        ready_checks_the_database,
+        openapi_document_is_public,
+        protected_routes_refuse_missing_and_bad_tokens,
+        users_create_get_and_list,
+        users_pagination,
+        users_bad_input_is_a_clear_4xx,
+        unknown_routes_and_methods_are_json_errors,
+        organisations_and_members,
+        sources_in_scopes,
+        a_failed_write_leaves_nothing_behind,
+        metrics_count_requests_and_services,
+    }(backend)
 }
-
-on_every_backend!(
-    health_is_public_and_builds_nothing,
-    ready_checks_the_database,
-    openapi_document_is_public,
-    protected_routes_refuse_missing_and_bad_tokens,
-    users_create_get_and_list,
-    users_pagination,
-    users_bad_input_is_a_clear_4xx,
-    unknown_routes_and_methods_are_json_errors,
-    organisations_and_members,
-    sources_in_scopes,
-    a_failed_write_leaves_nothing_behind,
-    metrics_count_requests_and_services,
-);

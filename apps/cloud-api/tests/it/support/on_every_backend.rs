@@ -1,72 +1,68 @@
-//! Shared by `store_sqlite.rs` and `store_postgres.rs`: the store contract
-//! (one body per behaviour, run against every backend) and its fixture.
+//! The one way to run a test body on every backend: a module per backend
+//! (`sqlite`, `postgres_pool`, `postgres_per_request`, and where asked
+//! `pgbouncer_pool`, `pgbouncer_per_request`), one test per body in each, so
+//! that a failure names both the body and the backend
+//! (`api::postgres_pool::users_pagination`).
+//!
+//! ```ignore
+//! on_every_backend! {
+//!     #[tokio::test]
+//!     contract::{users_pagination, sources_in_scopes}(backend)
+//! }
+//! ```
+//!
+//! - `#[...]`: the test attribute each generated test carries.
+//! - `[backend, ...]` (optional): the backends, by module name; the
+//!   default is SQLite and PostgreSQL in both connection modes.
+//! - `path::{name, ...}`: the bodies. `path` is resolved inside the
+//!   generated module, which glob-imports its parent: `super` names the
+//!   caller's own functions.
+//! - `(backend)`: each body is `async fn(Backend)`, given the backend (it
+//!   starts what it needs). `(database)`: each body is
+//!   `async fn(&Database)`, given a fresh migrated store of that backend
+//!   ([`store_db`](super::store_db)).
+//!
+//! The list of names is the single place naming the tests; a body missing
+//! from it is dead code, which clippy rejects.
 
-#![allow(dead_code)] // Each test binary uses a different part of the helpers.
+/// See the module documentation.
+macro_rules! on_every_backend {
+    (@variant sqlite) => { $crate::support::Backend::Sqlite };
+    (@variant postgres_pool) => { $crate::support::Backend::PostgresPool };
+    (@variant postgres_per_request) => { $crate::support::Backend::PostgresPerRequest };
+    (@variant pgbouncer_pool) => { $crate::support::Backend::PgBouncerPool };
+    (@variant pgbouncer_per_request) => { $crate::support::Backend::PgBouncerPerRequest };
 
-use std::any::Any;
-
-use cloud_api::store::Database;
-
-pub mod store_contract;
-
-/// A database for one test, plus whatever must live as long as it (a
-/// temporary directory).
-pub struct TestDb {
-    pub db: Database,
-    pub keep: Box<dyn Any + Send>,
-}
-
-/// Expands to one `#[tokio::test]` per contract test, each on a fresh
-/// database from `$setup().await`. The list is the single place naming the
-/// contract tests; a test missing here is dead code, which clippy rejects.
-#[macro_export]
-macro_rules! contract_tests {
-    ($setup:path) => {
-        $crate::contract_tests!(@each $setup;
-            ping_answers,
-            migrate_is_idempotent,
-            users_create_get_and_list,
-            users_duplicate_email_is_conflict,
-            users_invalid_input_is_rejected,
-            users_missing_is_not_found,
-            users_pagination,
-            users_find_or_create,
-            tokens_create_and_resolve,
-            tokens_reject_malformed_unknown_and_mismatched,
-            tokens_for_missing_user_is_not_found,
-            tokens_revoke,
-            organisations_create_makes_admin_and_scopes,
-            organisations_creation_is_atomic,
-            organisations_invalid_name,
-            caller_lists_memberships,
-            members_add_list_change_remove,
-            members_errors,
-            members_last_admin_stays,
-            members_removal_deletes_user_scope_and_sources,
-            scopes_get_and_of_user,
-            sources_crud,
-            sources_names_unique_within_scope_only,
-            sources_confined_to_their_scope,
-            sources_invalid_input,
-            sources_empty_patch_changes_nothing,
-            transaction_rollback_discards_writes,
-            transaction_commit_keeps_writes,
-            transaction_uncommitted_writes_invisible_to_others,
-            transaction_after_error_cannot_commit,
-            transaction_state_rules,
-            multi_statement_ops_join_the_callers_transaction,
-            close_rolls_back_open_transaction,
-            drop_in_transaction_discards_writes,
-        );
+    (@call backend $body:path, $backend:expr) => {
+        $body($backend).await
     };
-    (@each $setup:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                let test_db = $setup().await;
-                common::store_contract::$name(&test_db.db).await;
-                drop(test_db);
-            }
-        )*
+    (@call database $body:path, $backend:expr) => {{
+        let test_db = $crate::support::store_db($backend).await;
+        $body(&test_db.db).await;
+        drop(test_db);
+    }};
+
+    // The names travel as one token tree: a list repeated inside the
+    // repetition over backends would have to repeat as many times as it.
+    (@module $backend:ident #$attr:tt $prefix:ident { $($name:ident),* $(,)? } $arg:ident) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #$attr
+                async fn $name() {
+                    on_every_backend!(@call $arg $prefix::$name, on_every_backend!(@variant $backend))
+                }
+            )*
+        }
+    };
+
+    (#$attr:tt [$($backend:ident),+ $(,)?] $prefix:ident :: $names:tt ($arg:ident)) => {
+        $(on_every_backend!(@module $backend #$attr $prefix $names $arg);)+
+    };
+    (#$attr:tt $prefix:ident :: $names:tt ($arg:ident)) => {
+        on_every_backend!(
+            #$attr [sqlite, postgres_pool, postgres_per_request] $prefix :: $names ($arg)
+        );
     };
 }
