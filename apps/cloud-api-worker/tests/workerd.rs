@@ -24,7 +24,7 @@
 //! tests (`scripts/test-all` runs it). Without them every test here fails,
 //! saying so; `cargo test` alone lists them as ignored.
 
-#[path = "../../cloud-api/tests/support/openapi_check.rs"]
+#[path = "../../cloud-api/tests/it/support/openapi_check.rs"]
 mod openapi_check;
 
 use std::io::Write as _;

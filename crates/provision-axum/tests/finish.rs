@@ -5,7 +5,7 @@
 //! finishes, settles and releases as if it had answered.
 //!
 //! The same policy over real HTTP and PostgreSQL is
-//! `apps/cloud-api/tests/disconnect.rs`.
+//! `apps/cloud-api/tests/it/disconnect.rs`.
 
 mod support;
 

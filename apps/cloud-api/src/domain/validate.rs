@@ -20,7 +20,7 @@ pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 // states (`pattern`), so that a client generated from the document never
 // sends a value the service refuses, and the service refuses every value
 // the document calls invalid. The functions below are the service's side of
-// the same rules; `tests/openapi_rules.rs` checks that they agree.
+// the same rules; `tests/it/openapi_rules.rs` checks that they agree.
 
 /// Control characters (Unicode category Cc, what `char::is_control` means).
 macro_rules! cc {

@@ -4,14 +4,12 @@
 //! organisation is half-created, and the service recovers by itself: each
 //! client ends with a run of successes, and no connection is left held.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{self, TestApp, eventually};
 use cloud_api::settings::{DbMode, Settings};
-use support::{TestApp, eventually};
 
 /// Writers: each creates users and organisations until it has had this
 /// many successes in a row among requests sent after the restart.

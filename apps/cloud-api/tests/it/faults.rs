@@ -3,11 +3,10 @@
 //! connections, a query that hangs, and shutdown with requests in flight.
 //! Test-only routes are added beside the production ones.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Backend, TestApp};
 use axum::Router;
 use axum::routing::{get, post};
 use cloud_api::domain::NewUser;
@@ -15,7 +14,6 @@ use cloud_api::services::{Conn, Tx};
 use cloud_api::settings::{DbMode, Settings};
 use provision::{Dep, Registry};
 use serde_json::json;
-use support::{Backend, TestApp};
 
 fn test_routes(_: &Registry) -> Router {
     Router::new()

@@ -4,16 +4,14 @@
 //! scope, and a run in progress at shutdown is cut, rolled back and
 //! released with `Exit::Shutdown`.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp};
 use cloud_api::jobs::expire_tokens::{NAME, expire_tokens};
 use cloud_api::jobs::periodic::{Retry, run_with_retry, spawn_periodic};
 use cloud_api::services::Tx;
-use support::{Backend, TestApp};
 use tokio::sync::{Notify, oneshot};
 
 /// Two users with a token each; the first one's is made 100 days old.

@@ -1,10 +1,8 @@
 //! `GET /metrics`: served in the format its content type names, and kept
 //! private with `--metrics-token` (the bearer token a scraper sends).
 
-mod support;
-
+use crate::support::TestApp;
 use cloud_api::settings::Settings;
-use support::TestApp;
 
 async fn app(metrics_token: Option<&str>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();

@@ -4,13 +4,11 @@
 //! if and only if the service's validation accepts it. (schemathesis checks
 //! the same from outside, with its own generator.)
 
-mod support;
-
+use crate::support::{Backend, TestApp};
 use cloud_api::domain::Page;
 use cloud_api::domain::validate::{validate_email, validate_name, validate_url};
 use regex::Regex;
 use serde_json::Value;
-use support::{Backend, TestApp};
 
 /// A string rule of the document, compiled.
 struct Rule {
@@ -250,7 +248,7 @@ async fn the_document_states_exactly_the_rules_the_service_enforces() {
 /// The conformance check every test's answers go through refuses what the
 /// document does not allow: a control for `support::openapi_check`.
 mod the_conformance_check {
-    use super::support::openapi_check::check;
+    use crate::support::openapi_check::check;
     use serde_json::json;
 
     fn user() -> serde_json::Value {

@@ -8,15 +8,13 @@
 //!   closes the idle and slow connections once `--header-read-timeout` has
 //!   passed instead of holding them for ever.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp};
 use axum::Router;
 use axum::routing::get;
 use cloud_api::services::Conn;
 use provision::{Dep, Registry};
-use support::{Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,11 +7,10 @@
 //! The soak: `CLOUD_API_SOAK=20 cargo test -p cloud-api --test aborts`
 //! runs twenty times as many requests.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -19,7 +18,6 @@ use bytes::Bytes;
 use cloud_api::services::Conn;
 use cloud_api::settings::DbMode;
 use provision::{Dep, LifetimeKind, Registry};
-use support::{Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

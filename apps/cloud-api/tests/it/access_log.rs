@@ -2,8 +2,7 @@
 //! request on stderr, each line there while the server runs (not held back
 //! until exit), and none lost when the server stops on SIGTERM.
 
-mod raw_http;
-
+use crate::support::raw_http;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};

@@ -1,15 +1,12 @@
-//! The store contract on PostgreSQL in both modes (pool and per-request),
-//! plus what only Postgres has: connection lifecycles, error mapping of a
-//! real server, row locks.
-
-mod common;
+//! What only PostgreSQL's store has, in both modes (pool and per-request):
+//! connection lifecycles, error mapping of a real server, row locks (the
+//! store contract runs on it from `store_contract.rs`).
 
 use std::time::{Duration, Instant};
 
 use cloud_api::domain::token::hash_secret;
 use cloud_api::domain::{NewOrganisation, NewUser, Role};
 use cloud_api::store::{Connection, Database, PostgresMode, StoreError};
-use common::TestDb;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,32 +18,6 @@ async fn database(mode: PostgresMode, pool_size: usize) -> (Database, String) {
         Database::connect_postgres(&cluster.url(&name), mode, pool_size, TIMEOUT, TIMEOUT).unwrap();
     db.migrate().await.unwrap();
     (db, name)
-}
-
-async fn setup_pool() -> TestDb {
-    let (db, name) = database(PostgresMode::Pool, 4).await;
-    TestDb {
-        db,
-        keep: Box::new(name),
-    }
-}
-
-async fn setup_per_request() -> TestDb {
-    let (db, name) = database(PostgresMode::PerRequest, 0).await;
-    TestDb {
-        db,
-        keep: Box::new(name),
-    }
-}
-
-mod pool {
-    use super::*;
-    contract_tests!(setup_pool);
-}
-
-mod per_request {
-    use super::*;
-    contract_tests!(setup_per_request);
 }
 
 fn new_user(n: u32) -> NewUser {

@@ -14,13 +14,11 @@
 //! `scripts/test-all` installs it into `.tools/schemathesis`; without it
 //! this test fails and says how to install it.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::{Backend, TestApp};
 use serde_json::json;
-use support::{Backend, TestApp};
 
 const VERSION: &str = "4.32.5";
 

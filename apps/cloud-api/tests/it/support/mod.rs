@@ -1,20 +1,25 @@
-//! Shared by the HTTP tests: the real service on a loopback port over a
-//! fresh database (SQLite, or PostgreSQL in either mode), and a client that
-//! checks every response against the service's own OpenAPI document.
-#![allow(dead_code)] // each test binary uses its own subset
+//! The one fixture of cloud-api's tests: the real service on a loopback
+//! port over a fresh database (SQLite, or PostgreSQL in either mode), a
+//! client that checks every response against the service's own OpenAPI
+//! document, a fresh store for the store contract, the macro that runs a
+//! body on every backend, and a raw-socket GET for the binary's tests.
 
+#[macro_use]
+mod on_every_backend;
 pub mod contract;
 pub mod openapi_check;
+pub mod raw_http;
+pub mod store_contract;
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use cloud_api::app::{App, services};
 use cloud_api::domain::NewUser;
 use cloud_api::metrics::Metrics;
 use cloud_api::services::Db;
 use cloud_api::settings::{DbMode, Settings};
+use cloud_api::store::{Database, PostgresMode};
 use provision::{Registry, RegistryBuilder};
 use reqwest::Method;
 use serde_json::Value;
@@ -70,6 +75,44 @@ pub fn settings(backend: Backend) -> (Settings, Box<dyn Any + Send + Sync>) {
             settings.pool_size = 4;
             (settings, Box::new((name, bouncer)))
         }
+    }
+}
+
+/// A store for one test, plus whatever must live as long as it (a
+/// temporary directory, a database name).
+pub struct TestDb {
+    pub db: Database,
+    /// Held only to be dropped after `db`.
+    pub _keep: Box<dyn Any + Send>,
+}
+
+/// A fresh, migrated store of `backend` (SQLite or PostgreSQL directly: the
+/// store has no PgBouncer variant).
+pub async fn store_db(backend: Backend) -> TestDb {
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    let (mode, pool_size) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let db = Database::open_sqlite(dir.path().join("cloud-api.db")).expect("SQLite opens");
+            return TestDb {
+                db,
+                _keep: Box::new(dir),
+            };
+        }
+        Backend::PostgresPool => (PostgresMode::Pool, 4),
+        Backend::PostgresPerRequest => (PostgresMode::PerRequest, 0),
+        Backend::PgBouncerPool | Backend::PgBouncerPerRequest => {
+            unreachable!("the store contract runs on PostgreSQL directly")
+        }
+    };
+    let cluster = throwaway_postgres::shared();
+    let name = cluster.create_database().expect("a fresh database");
+    let db = Database::connect_postgres(&cluster.url(&name), mode, pool_size, TIMEOUT, TIMEOUT)
+        .expect("PostgreSQL connects");
+    db.migrate().await.expect("migrations apply");
+    TestDb {
+        db,
+        _keep: Box::new(name),
     }
 }
 
@@ -329,9 +372,6 @@ async fn into_reply(response: reqwest::Response) -> Reply {
     Reply { status, body }
 }
 
-/// Shared for tests that need a handle across tasks.
-pub type Shared<T> = Arc<T>;
-
 /// Waits (at most ten seconds) until `done` holds.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..1000 {
@@ -362,13 +402,14 @@ pub async fn half_created_organisations(client: &tokio_postgres::Client) -> i64 
 /// Values of request service `service` released with `exit` (`success`,
 /// `cancelled`, ...), as the service's own metrics (`/metrics`) count them.
 pub fn releases(metrics: &Metrics, service: &str, exit: &str) -> u64 {
-    let labels = format!(
-        r#"provision_service_releases_total{{service="{service}",lifetime="request",exit="{exit}"}} "#
-    );
-    metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(&labels))
+    // Any lifetime: a transient's series says `lifetime="transient"`.
+    let start = format!(r#"provision_service_releases_total{{service="{service}",lifetime=""#);
+    let end = format!(r#"",exit="{exit}"}} "#);
+    let labels = format!("{start}...{end}");
+    let text = metrics.encode();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&start))
+        .find_map(|l| Some(l.split_once(end.as_str())?.1))
         // Every exit's series exists, at 0, once the service was built: a
         // missing one is a wrong name, not a zero.
         .unwrap_or_else(|| panic!("no series `{labels}` in /metrics"))

@@ -5,11 +5,10 @@
 //! is released with `success`; a `finish` route past its deadline is cut,
 //! rolled back and counted.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp, eventually, finish_total, tx_releases};
 use axum::Router;
 use axum::routing::post;
 use cloud_api::domain::NewUser;
@@ -18,7 +17,6 @@ use cloud_api::services::Tx;
 use http::StatusCode;
 use provision::{Lazy, Registry};
 use provision_axum::Finish;
-use support::{Backend, TestApp, eventually, finish_total, tx_releases};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;

@@ -5,16 +5,14 @@
 //! authentication acquired. Then the same path on a real PostgreSQL server,
 //! counted by the server itself.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support::{Backend, TestApp};
 use cloud_api::services::{Authenticated, BearerToken, Conn};
 use cloud_api::settings::Settings;
 use cloud_api::store::Database;
 use provision::Error;
-use support::{Backend, TestApp};
 
 /// The production router with `Conn` built by a counting fake: each build
 /// counts and hands out a connection to a scratch SQLite file.

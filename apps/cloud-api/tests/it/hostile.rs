@@ -2,11 +2,9 @@
 //! 4xx with a JSON error naming the problem, nothing is stored wrongly, the
 //! process stays up, and no error body echoes a token, a secret or SQL.
 
-mod support;
-
+use crate::support::{self, Backend, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Backend, TestApp};
 
 async fn app() -> (TestApp, String) {
     let app = TestApp::start(Backend::PostgresPool).await;

@@ -8,8 +8,6 @@
 //! scope, one request at a time and while other tenants write. On SQLite
 //! and on PostgreSQL in pool and per-request mode.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use support::contract::{self, Org};
-use support::{Backend, Reply, TestApp};
+use crate::support::contract::{self, Org};
+use crate::support::{Backend, Reply, TestApp};
 
 /// The columns of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1589,36 +1587,12 @@ fn null_scopes(people: &People, who: usize) -> Vec<Value> {
         .collect()
 }
 
-macro_rules! on_backends {
-    ($($module:ident => $backend:expr),* $(,)?) => {$(
-        mod $module {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn matrix() {
-                super::matrix($backend).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn matrix_under_concurrent_load() {
-                super::matrix_under_concurrent_load($backend).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn users_orgs_and_scopes() {
-                super::users_orgs_and_scopes($backend).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn users_orgs_and_scopes_under_concurrent_writes() {
-                super::users_orgs_and_scopes_under_concurrent_writes($backend).await
-            }
-        }
-    )*};
+on_every_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    super::{
+        matrix,
+        matrix_under_concurrent_load,
+        users_orgs_and_scopes,
+        users_orgs_and_scopes_under_concurrent_writes,
+    }(backend)
 }
-
-on_backends!(
-    sqlite => Backend::Sqlite,
-    postgres_pool => Backend::PostgresPool,
-    postgres_per_request => Backend::PostgresPerRequest,
-);

@@ -3,12 +3,10 @@
 //! recovers without a restart. On its own cluster, so other tests are not
 //! disturbed.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{self, TestApp};
 use cloud_api::settings::{DbMode, Settings};
-use support::TestApp;
 
 async fn outage_in(mode: DbMode) {
     let cluster = throwaway_postgres::Cluster::start().expect("a cluster for the outage");

@@ -3,16 +3,14 @@
 //! requests in per-request mode no connection is left; in pool mode the
 //! service never holds more than the pool size.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::support::{Backend, TestApp};
 use cloud_api::services::Conn;
 use reqwest::Method;
 use serde_json::json;
-use support::{Backend, TestApp};
 
 async fn service_connections(observer: &tokio_postgres::Client) -> i64 {
     observer

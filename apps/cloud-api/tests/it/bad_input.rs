@@ -7,14 +7,12 @@
 //! server's own `pg_stat_database.sessions`) and built no service that
 //! does I/O (the registry's probe).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp};
 use provision::LifetimeKind;
 use reqwest::Method;
 use serde_json::json;
-use support::{Backend, TestApp};
 
 /// One request that must be refused.
 struct Cell {

@@ -4,17 +4,15 @@
 //! builds a transient service in a loop gets the JSON 500 and releases
 //! every connection it opened.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::support::{self, Backend, TestApp};
 use axum::routing::get;
 use cloud_api::services::{Conn, Db};
 use provision::{Budget, BudgetLimit, Dep, Error, Exit, Lazy, Provide, Transient};
 use serde_json::json;
-use support::{Backend, TestApp};
 
 /// The service's connections on the server right now.
 async fn service_connections(observer: &tokio_postgres::Client, waiting_on_a_lock: bool) -> i64 {

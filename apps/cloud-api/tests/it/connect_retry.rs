@@ -3,15 +3,13 @@
 //! the startup handshake, or refuses them until it starts listening. The
 //! request still succeeds; only connecting was repeated, never a query.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::support::TestApp;
 use cloud_api::settings::{DbMode, Settings};
-use support::TestApp;
 use tokio::net::{TcpListener, TcpStream};
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -1,8 +1,7 @@
 //! The `cloud-api` binary as a user runs it: help, token creation, bad
 //! flags, and a clean exit on SIGTERM with everything released.
 
-mod raw_http;
-
+use crate::support::raw_http;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,12 +3,10 @@
 //! names is one the service exposes (the real service on loopback, its
 //! `/metrics` scraped after some traffic).
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{Backend, TestApp};
 use serde_json::Value;
-use support::{Backend, TestApp};
 
 fn dashboard() -> Value {
     let path = concat!(

@@ -1,25 +1,12 @@
-//! The store contract on SQLite, plus what only SQLite has: a file, WAL mode
-//! and the busy timeout.
-
-mod common;
+//! What only SQLite's store has: a file, WAL mode and the busy timeout (the
+//! store contract runs on it from `store_contract.rs`).
 
 use std::time::{Duration, Instant};
 
+use crate::support::{Backend, store_db};
 use cloud_api::domain::NewUser;
 use cloud_api::domain::token::hash_secret;
 use cloud_api::store::{Database, StoreError};
-use common::TestDb;
-
-async fn setup() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open_sqlite(dir.path().join("cloud-api.db")).unwrap();
-    TestDb {
-        db,
-        keep: Box::new(dir),
-    }
-}
-
-contract_tests!(setup);
 
 #[tokio::test]
 async fn open_creates_the_directory_and_uses_wal() {
@@ -50,7 +37,7 @@ async fn open_creates_the_directory_and_uses_wal() {
 
 #[tokio::test]
 async fn connections_enforce_foreign_keys() {
-    let test_db = setup().await;
+    let test_db = store_db(Backend::Sqlite).await;
     let c = test_db.db.acquire().await.unwrap();
     // Without `PRAGMA foreign_keys = ON` this insert would succeed.
     assert_eq!(c.create_token(77).await.unwrap_err(), StoreError::NotFound);
@@ -96,7 +83,7 @@ async fn only_the_hash_of_a_token_is_stored() {
 
 #[tokio::test]
 async fn a_second_writer_waits_for_the_first() {
-    let test_db = setup().await;
+    let test_db = store_db(Backend::Sqlite).await;
     let db = test_db.db.clone();
 
     let Database::Sqlite { pool } = &test_db.db else {
@@ -143,7 +130,7 @@ async fn a_second_writer_waits_for_the_first() {
 
 #[tokio::test]
 async fn a_second_writer_gives_up_after_the_busy_timeout() {
-    let test_db = setup().await;
+    let test_db = store_db(Backend::Sqlite).await;
     let db = test_db.db.clone();
     let first = db.acquire().await.unwrap();
     first.begin().await.unwrap();
