@@ -27,6 +27,11 @@ pub async fn serve(
     // Every path of `serve_on` shuts the registry down, which ends the
     // jobs' loop (a run in progress was cut and released with it).
     let _ = jobs.await;
+    // Last, after the jobs: "shut down cleanly" is the final line of a
+    // clean run's log, which the access-log test checks.
+    if served.is_ok() {
+        tracing::info!("shut down cleanly");
+    }
     served
 }
 
@@ -115,7 +120,6 @@ pub async fn serve_on(
         tracing::error!("release did not finish within the grace period");
         return Err("shutdown: release did not finish within the grace period".into());
     }
-    tracing::info!("shut down cleanly");
     Ok(())
 }
 
