@@ -1483,7 +1483,7 @@ async fn tx_releases_reach(api: &Api, n: f64) -> String {
     let started = Instant::now();
     loop {
         let metrics = api.metrics().await;
-        let released = metric(&metrics, "service_releases_total", &[r#"service="Tx""#]);
+        let released = metric(&metrics, "provision_service_releases_total", &[r#"service="Tx""#]);
         if released >= n {
             return metrics;
         }
@@ -1513,7 +1513,7 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
     let tx_exit = |metrics: &str, exit: &str| {
         metric(
             metrics,
-            "service_releases_total",
+            "provision_service_releases_total",
             &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
         )
     };
