@@ -1483,7 +1483,11 @@ async fn tx_releases_reach(api: &Api, n: f64) -> String {
     let started = Instant::now();
     loop {
         let metrics = api.metrics().await;
-        let released = metric(&metrics, "provision_service_releases_total", &[r#"service="Tx""#]);
+        let released = metric(
+            &metrics,
+            "provision_service_releases_total",
+            &[r#"service="Tx""#],
+        );
         if released >= n {
             return metrics;
         }

@@ -260,10 +260,9 @@ where
             // opening the request's own scope, which this route does not use.
             this.run = Some(match provision::integration::current_registry() {
                 Some(registry) => {
-                    this.detach = true;
                     // Carries the request's span onto the task it may move
                     // to, so its settle and release spans stay in the trace.
-                    Box::pin(tracing::Instrument::instrument(
+                    let running: Running = Box::pin(tracing::Instrument::instrument(
                         run(
                             registry,
                             route,
@@ -272,7 +271,23 @@ where
                             provision::integration::current_budgets(),
                         ),
                         crate::span::for_task(),
-                    ))
+                    ));
+                    match this.background.as_ref() {
+                        // A host without tokio (Cloudflare Workers) keeps
+                        // work alive after its client left only if it was
+                        // handed over (`waitUntil`) while the request was
+                        // still live: a hand-over from `drop`, after the
+                        // host has seen the disconnect, runs nothing. So
+                        // there the route goes to the background at once
+                        // and its answer comes back over a channel.
+                        Some(background) if tokio::runtime::Handle::try_current().is_err() => {
+                            on_background_now(background, running, &this.finish)
+                        }
+                        _ => {
+                            this.detach = true;
+                            running
+                        }
+                    }
                 }
                 // Outside the layer: the route as if `Finish` were not there.
                 None => Box::pin(async move {
@@ -330,6 +345,43 @@ impl<F> Drop for FinishFuture<F> {
             );
         }
     }
+}
+
+/// Runs `running` on `background` now, and returns what waits for its
+/// answer. The task counts the outcome itself: answered if the answer
+/// found its client, else a client that left and (unless cut, which `run`
+/// counts) a route finished after it.
+fn on_background_now(background: &Background, running: Running, finish: &Finish) -> Running {
+    let (answer, answered) = tokio::sync::oneshot::channel::<Ran>();
+    let counts = finish.counts.clone();
+    background.spawn(async move {
+        let ran = running.await;
+        let cut = ran.was_cut();
+        match answer.send(ran) {
+            Ok(()) if !cut => {
+                counts.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(ran) => {
+                counts.disconnected.fetch_add(1, Ordering::Relaxed);
+                if !cut {
+                    counts
+                        .finished_after_disconnect
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        status = %ran.response.status(),
+                        exit = ran.exit.label(),
+                        "`finish` route completed after its client went away"
+                    );
+                }
+            }
+        }
+    });
+    Box::pin(async move {
+        answered
+            .await
+            .expect("the finishing task always answers, even when it panics")
+    })
 }
 
 /// Why a finishing route was cut.
