@@ -50,9 +50,10 @@ use crate::Background;
 /// outside [`ProvisionLayer`](crate::ProvisionLayer) is called as if the
 /// layer were not there.
 ///
-/// On a host without tokio a route whose client left goes to the request's [`Background`]
-/// (on Cloudflare Workers, `provision-worker` makes it the fetch event's
-/// `wait_until`), and the deadline is kept with the background's clock
+/// On a host without tokio the route runs on the request's [`Background`]
+/// from its first poll (on Cloudflare Workers, `provision-worker` makes it
+/// the fetch event's `wait_until`, which keeps alive only work handed over
+/// while the request is live), its answer sent back; the deadline is kept with the background's clock
 /// ([`Background::with_clock`]), capped at the longest the host lets such
 /// work run (on Workers `provision_worker::FINISH_BUDGET`, 20 s).
 ///
