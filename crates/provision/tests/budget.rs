@@ -315,8 +315,20 @@ async fn a_groups_cap_holds_concurrent_requests_to_m_values_at_once() {
     assert_eq!(registry.probe().held::<Conn>(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_request_that_gets_no_slot_within_its_acquire_budget_gets_a_503() {
+/// A group `reports` of one `Conn` slot, taken by `holder`; `refused` is a
+/// second request under the same budget (1 s to acquire), so what it asks
+/// for that needs a `Conn` waits for the slot.
+struct OneSlotTaken {
+    gauge: Arc<Gauge>,
+    observer: Exceeded,
+    registry: Registry,
+    reports: BudgetGroup,
+    budget: Budget,
+    holder: provision::RequestScope,
+    refused: provision::RequestScope,
+}
+
+async fn one_slot_taken() -> OneSlotTaken {
     let gauge = Arc::new(Gauge::default());
     let observer = Exceeded::default();
     let registry = Registry::builder()
@@ -330,13 +342,34 @@ async fn a_request_that_gets_no_slot_within_its_acquire_budget_gets_a_503() {
     let budget = Budget::new()
         .group(&reports)
         .acquire_wait(Duration::from_secs(1));
-
     let holder = registry.open_scope();
     holder.apply_budget(&budget);
     drop(holder.resolve::<Conn>().await.unwrap());
 
     let refused = registry.open_scope();
     refused.apply_budget(&budget);
+    OneSlotTaken {
+        gauge,
+        observer,
+        registry,
+        reports,
+        budget,
+        holder,
+        refused,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_gets_no_slot_within_its_acquire_budget_gets_a_503() {
+    let OneSlotTaken {
+        gauge,
+        observer,
+        registry,
+        reports,
+        budget,
+        holder,
+        refused,
+    } = one_slot_taken().await;
     let started = tokio::time::Instant::now();
     let error = refused.resolve::<Conn>().await.err().expect("no slot");
     assert_eq!(started.elapsed(), Duration::from_secs(1));
@@ -406,25 +439,14 @@ impl Provide for Report {
 
 #[tokio::test(start_paused = true)]
 async fn a_service_whose_dependency_gets_no_slot_is_refused_for_that_dependency() {
-    let gauge = Arc::new(Gauge::default());
-    let observer = Exceeded::default();
-    let registry = Registry::builder()
-        .timer(TokioTimer)
-        .observer(observer.clone())
-        .override_with::<Conn, _, _>(counted_build(&gauge, Duration::ZERO, Conn))
-        .build()
-        .await
-        .unwrap();
-    let reports = BudgetGroup::new("reports").max_held::<Conn>(1);
-    let budget = Budget::new()
-        .group(&reports)
-        .acquire_wait(Duration::from_secs(1));
-    let holder = registry.open_scope();
-    holder.apply_budget(&budget);
-    drop(holder.resolve::<Conn>().await.unwrap());
-
-    let refused = registry.open_scope();
-    refused.apply_budget(&budget);
+    let OneSlotTaken {
+        observer,
+        registry,
+        reports,
+        holder,
+        refused,
+        ..
+    } = one_slot_taken().await;
     let error = refused.resolve::<Report>().await.err().expect("no slot");
 
     assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
