@@ -4,10 +4,8 @@
 
 mod support;
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 use axum::Router;
 use axum::body::Body;
@@ -16,7 +14,7 @@ use http::Request;
 use http_body::Body as _;
 use provision::{Dep, Exit};
 use provision_axum::{Background, BackgroundTask, ProvisionLayer};
-use support::{Conn, Knobs, journal, registry};
+use support::{Conn, Knobs, exits, poll_once, registry};
 use tower_service::Service;
 
 /// A background that only collects its tasks, so the test decides when
@@ -55,19 +53,6 @@ fn router(registry: &provision::Registry) -> Router {
         .route("/pending", get(pending_forever))
         .route("/ok", get(ok))
         .layer(ProvisionLayer::new(registry.clone()))
-}
-
-/// How each released `Conn`'s request ended.
-fn exits(registry: &provision::Registry) -> Vec<Exit> {
-    journal(registry)
-        .released("Conn")
-        .into_iter()
-        .map(|(_, exit)| exit)
-        .collect()
-}
-
-fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 #[tokio::test]

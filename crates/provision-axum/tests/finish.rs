@@ -9,10 +9,8 @@
 
 mod support;
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +19,7 @@ use axum::routing::post;
 use http::{Request, StatusCode};
 use provision::{Dep, Exit};
 use provision_axum::{Background, BackgroundTask, Finish, ProvisionLayer};
-use support::{Conn, Knobs, journal, registry};
+use support::{Conn, Knobs, exits, poll_once, registry};
 use tokio::sync::Notify;
 use tower_service::Service;
 
@@ -73,19 +71,6 @@ fn router(registry: &provision::Registry, finish: &Finish, gate: &Arc<Notify>) -
             .layer(finish.clone()),
         )
         .layer(ProvisionLayer::new(registry.clone()))
-}
-
-/// How each released `Conn`'s request ended.
-fn exits(registry: &provision::Registry) -> Vec<Exit> {
-    journal(registry)
-        .released("Conn")
-        .into_iter()
-        .map(|(_, exit)| exit)
-        .collect()
-}
-
-fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 #[tokio::test]

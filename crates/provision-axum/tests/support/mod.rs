@@ -185,3 +185,20 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
     panic!("timed out waiting until {what}");
 }
+
+/// How each released `Conn`'s request ended.
+pub fn exits(registry: &Registry) -> Vec<Exit> {
+    journal(registry)
+        .released("Conn")
+        .into_iter()
+        .map(|(_, exit)| exit)
+        .collect()
+}
+
+/// Polls `future` once, with a waker that does nothing: what a host does
+/// before it drops a request whose client left.
+pub fn poll_once<F: std::future::Future>(
+    future: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
