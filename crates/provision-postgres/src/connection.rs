@@ -19,6 +19,9 @@ use crate::{ErrorKind, PgError, Timer};
 pub(crate) struct Limits {
     pub(crate) statement_timeout: Duration,
     pub(crate) timer: Option<Arc<dyn Timer>>,
+    /// Where a native session's cancel request goes, when that is known.
+    #[cfg(feature = "tokio")]
+    pub(crate) cancel_at: Option<crate::cancel::CancelAddress>,
 }
 
 /// Completes once the task driving a direct connection's socket has ended.
@@ -107,6 +110,8 @@ impl PgConnection {
         let limits = Arc::new(Limits {
             statement_timeout: options.statement_timeout,
             timer: options.timer.clone(),
+            #[cfg(feature = "tokio")]
+            cancel_at: None,
         });
         PgConnection::direct(connected, limits)
     }
@@ -479,7 +484,15 @@ impl PgConnection {
             #[cfg(feature = "tokio")]
             None => {
                 let token = self.client().cancel_token();
-                let cancel = token.cancel_query(tokio_postgres::NoTls);
+                let cancel = async {
+                    match &self.limits.cancel_at {
+                        Some(address) => address.cancel(&token).await.map_err(|e| e.to_string()),
+                        None => {
+                            let sent = token.cancel_query(tokio_postgres::NoTls).await;
+                            sent.map_err(|e| e.to_string())
+                        }
+                    }
+                };
                 let bound = tokio::time::timeout(self.limits.statement_timeout, cancel);
                 match bound.await {
                     Ok(Ok(())) => {}

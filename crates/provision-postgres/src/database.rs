@@ -106,6 +106,7 @@ impl Postgres {
             };
             config.options(&combined);
         }
+        let cancel_at = crate::cancel::CancelAddress::of(&config);
         let backend = match options.mode {
             Mode::PerRequest => Backend::PerRequest(config),
             Mode::Pool => {
@@ -133,7 +134,7 @@ impl Postgres {
                 Backend::Pool(pool)
             }
         };
-        Ok(Postgres::with_backend(backend, options))
+        Ok(Postgres::with_backend(backend, options, cancel_at))
     }
 
     /// A database whose connections the host makes (Cloudflare Workers, a
@@ -141,15 +142,26 @@ impl Postgres {
     /// mode is ignored (this is per-request by construction) and so is the
     /// pool size; the timeouts, retries and timer apply.
     pub fn with_connector(connector: impl Connect, options: PgOptions) -> Postgres {
-        Postgres::with_backend(Backend::Connector(Arc::new(connector)), options)
+        Postgres::with_backend(
+            Backend::Connector(Arc::new(connector)),
+            options,
+            #[cfg(feature = "tokio")]
+            None,
+        )
     }
 
-    fn with_backend(backend: Backend, options: PgOptions) -> Postgres {
+    fn with_backend(
+        backend: Backend,
+        options: PgOptions,
+        #[cfg(feature = "tokio")] cancel_at: Option<crate::cancel::CancelAddress>,
+    ) -> Postgres {
         Postgres {
             backend: Arc::new(backend),
             limits: Arc::new(Limits {
                 statement_timeout: options.statement_timeout,
                 timer: options.timer,
+                #[cfg(feature = "tokio")]
+                cancel_at,
             }),
             acquire_timeout: options.acquire_timeout,
         }

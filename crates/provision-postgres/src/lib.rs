@@ -48,6 +48,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "tokio", feature = "js"))]
+mod cancel;
 mod conn;
 mod connect;
 mod connection;
@@ -59,6 +61,8 @@ mod retry;
 mod timer;
 mod tx;
 
+#[cfg(any(feature = "tokio", feature = "js"))]
+pub use cancel::cancel_and_wait_for_close;
 pub use conn::PgConn;
 pub use connect::{Connect, Connected, Connecting};
 pub use connection::{Closing, PgConnection};

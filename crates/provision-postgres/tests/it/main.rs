@@ -3,6 +3,7 @@
 
 mod abandon;
 mod bounds;
+mod cancel;
 mod connector;
 mod pooler;
 mod retry;

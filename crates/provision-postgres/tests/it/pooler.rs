@@ -49,6 +49,9 @@ async fn behind_pgbouncer(mode: Mode, client_cut: bool) {
             started.elapsed()
         );
     }
+    // The pooler is still up: nothing the cancel did took it down.
+    let log = bouncer.log();
+    assert!(!log.contains("FATAL"), "PgBouncer failed:\n{log}");
 
     let count = http.get(h.url("/count")).send().await.unwrap();
     assert_eq!(count.status(), StatusCode::OK);
@@ -61,15 +64,11 @@ async fn behind_pgbouncer_with_a_pool() {
     behind_pgbouncer(Mode::Pool, false).await;
 }
 
-/// A known bug, kept as a test that fails: in pool mode behind PgBouncer,
-/// a statement the client cuts (the statement deadline) is sometimes
-/// answered 500 instead of 503, and the request right after it sometimes
-/// 503 "cannot connect to the database" (together about 1 run in 3 on a
-/// 2-core machine); in some runs no connection could be had for more than
-/// 10 s. The cancel sent through the pooler does not always stop the
-/// statement. The cause is not found yet. Run it with `--ignored`.
+/// A cut statement's cancel request travels through the pooler too. Sent
+/// the way tokio-postgres sends it (closing the socket at once), it made
+/// PgBouncer 1.18 exit about 4 runs in 5 here ("bad client state: 0"), and
+/// the next request lost its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a client-cut statement in pool mode behind PgBouncer; see the doc comment"]
 async fn behind_pgbouncer_with_a_pool_cuts_a_statement_and_serves_the_next_request() {
     behind_pgbouncer(Mode::Pool, true).await;
 }

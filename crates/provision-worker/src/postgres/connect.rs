@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use provision_postgres::{Connect, Connected, Connecting, PgOptions, Postgres};
-use tokio_postgres::{CancelToken, NoTls};
+use provision_postgres::{
+    Connect, Connected, Connecting, PgOptions, Postgres, cancel_and_wait_for_close,
+};
+use tokio_postgres::CancelToken;
 use worker::SecureTransport;
 use worker::postgres_tls::PassthroughTls;
 use worker::send::SendFuture;
@@ -24,17 +26,27 @@ impl PgTarget {
     }
 
     /// Sends PostgreSQL's cancel request for `token`'s session over a new
-    /// socket, the way the session itself was opened. Failures are only
-    /// logged: the connection is closed afterwards anyway.
+    /// socket, the way the session itself was opened. In plain text it then
+    /// waits for the other end to close the socket, as libpq does (a
+    /// PgBouncer before 1.19.1 exits when a cancelling client leaves first;
+    /// see `provision_postgres::cancel_and_wait_for_close`). Over TLS the
+    /// socket is closed once the request is written: `PassthroughTls`
+    /// takes the socket by value. Failures are only logged: the connection
+    /// is closed afterwards anyway.
     async fn cancel(&self, token: CancelToken, starttls: bool) {
         let sent = if starttls {
             match self.socket(SecureTransport::StartTls) {
-                Ok(socket) => token.cancel_query_raw(socket, PassthroughTls).await,
+                Ok(socket) => token
+                    .cancel_query_raw(socket, PassthroughTls)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(_) => return,
             }
         } else {
             match self.socket(SecureTransport::Off) {
-                Ok(socket) => token.cancel_query_raw(socket, NoTls).await,
+                Ok(socket) => cancel_and_wait_for_close(&token, socket)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(_) => return,
             }
         };
