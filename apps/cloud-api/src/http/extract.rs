@@ -8,6 +8,8 @@
 //! once all of this has passed, so a request refused for bad input opens no
 //! connection, whatever order a handler lists its arguments in.
 
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -25,33 +27,54 @@ impl<T: DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for Json<T> 
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        // Every body of this API is an object. Read as a map first, since
-        // serde's derived structs would also take an array of their fields
-        // in order (`[]` was an empty patch, `["Acme"]` an organisation).
-        match axum::Json::<serde_json::Map<String, serde_json::Value>>::from_request(request, state)
-            .await
-        {
-            Ok(axum::Json(object)) => {
-                let object = serde_json::Value::Object(object);
-                let value = serde_path_to_error::deserialize::<_, T>(object).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "Failed to deserialize the JSON body into the target type: {e}"
-                    ))
-                })?;
-                value.validate()?;
-                Ok(Json(value))
-            }
-            Err(rejection) => {
-                // axum says 422 for JSON of the wrong shape; the contract
-                // says 400 for every bad field.
-                let status = match rejection.status() {
-                    http::StatusCode::UNPROCESSABLE_ENTITY => http::StatusCode::BAD_REQUEST,
-                    other => other,
-                };
-                Err(ApiError::new(status, rejection.body_text()))
-            }
+        // axum's own `Json` in its steps (content type, body within the
+        // limit, then the bytes), so that each refusal keeps its words.
+        if !json_content_type(request.headers()) {
+            return Err(refused(MissingJsonContentType::default().into()));
         }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| refused(rejection.into()))?;
+        // Every body of this API is an object, but serde's derived structs
+        // would also take an array of their fields in order (`[]` was an
+        // empty patch, `["Acme"]` an organisation). An object is parsed
+        // straight into its type; anything else is parsed as a map, only
+        // for serde's words on what is wrong ("invalid type: sequence,
+        // expected a map").
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let parsed = if object {
+            axum::Json::<T>::from_bytes(&bytes)
+        } else {
+            axum::Json::<serde_json::Map<String, serde_json::Value>>::from_bytes(&bytes)
+                .and_then(|_| axum::Json::<T>::from_bytes(&bytes))
+        };
+        let axum::Json(value) = parsed.map_err(refused)?;
+        value.validate()?;
+        Ok(Json(value))
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, or any
+/// `application/*+json`): axum's own test, which it does not export.
+fn json_content_type(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|name| name == "json"))
+        })
+}
+
+/// axum's refusal of a body as ours, with its words. axum says 422 for
+/// JSON of the wrong shape; the contract says 400 for every bad field.
+fn refused(rejection: JsonRejection) -> ApiError {
+    let status = match rejection.status() {
+        http::StatusCode::UNPROCESSABLE_ENTITY => http::StatusCode::BAD_REQUEST,
+        other => other,
+    };
+    ApiError::new(status, rejection.body_text())
 }
 
 /// A path parameter, such as an id: 400 if it does not parse.
