@@ -116,8 +116,10 @@ pub async fn observe(State(metrics): State<Metrics>, request: Request, next: Nex
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed).to_string());
-    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
-    let mut response = next.run(request).instrument(span.clone()).await;
+    // Logged as cloud-api logs (its `http/observe.rs` says why the span is
+    // DEBUG).
+    let span = tracing::debug_span!("request", id = %id, method = %method, route = %route);
+    let mut response = next.run(request).instrument(span).await;
     let elapsed = started.elapsed();
     let status = response.status();
     metrics.record_request(
@@ -126,13 +128,14 @@ pub async fn observe(State(metrics): State<Metrics>, request: Request, next: Nex
         status.as_u16(),
         elapsed.as_secs_f64(),
     );
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "answered"
-        );
-    });
+    tracing::info!(
+        id = %id,
+        method = %method,
+        route = %route,
+        status = status.as_u16(),
+        latency_us = elapsed.as_micros() as u64,
+        "answered"
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
