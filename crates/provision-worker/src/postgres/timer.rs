@@ -30,4 +30,12 @@ impl provision::Timer for WorkersTimer {
         // for is never exercised.
         Box::pin(SendFuture::new(worker::Delay::from(duration)))
     }
+
+    /// JavaScript's `Date.now()`: std has no clock here, and the default
+    /// would read zero, so a request's `acquire_wait` budget would give
+    /// each acquisition the whole budget instead of what is left of it.
+    /// On Workers the clock advances with I/O, which is what a wait is.
+    fn now(&self) -> Duration {
+        Duration::from_secs_f64(js_sys::Date::now().max(0.0) / 1000.0)
+    }
 }
