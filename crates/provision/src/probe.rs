@@ -213,7 +213,8 @@ impl Probe {
 /// fails, panics or is abandoned; `abandoned` when a step overruns its
 /// bound; `released` once per value built, when its release step has
 /// finished (or was abandoned, or the value was built into a scope that
-/// had already ended and was released at once).
+/// had already ended and was released at once), or else `escaped`, when
+/// its release step can never run.
 pub trait Observer: Send + Sync + 'static {
     /// A value of `service` was built. `elapsed` is the time from asking
     /// to having it: the build's wall time, its dependencies' builds
@@ -261,5 +262,14 @@ pub trait Observer: Send + Sync + 'static {
     /// exceeded `limit` of its [`Budget`](crate::Budget).
     fn budget_exceeded(&self, service: &ServiceInfo, limit: BudgetLimit) {
         let _ = (service, limit);
+    }
+
+    /// A value of `service` escaped: its release step can never run,
+    /// because its scope was dropped without being closed (an integration
+    /// bug) or a handle to it outlived its scope. It is no longer held by
+    /// any scope; it is dropped when its last handle is. Never also
+    /// reported to [`released`](Observer::released).
+    fn escaped(&self, service: &ServiceInfo) {
+        let _ = service;
     }
 }

@@ -42,7 +42,8 @@ const BUDGETS: [&str; 3] = ["max_builds", "acquire_wait", "max_held"];
 /// | `provision_service_steps_abandoned_total{step}` | counter | `settle` and `release` steps abandoned past their bound |
 /// | `provision_service_acquire_wait_seconds` | histogram | time from asking for a value to having it (its build, dependencies included) |
 /// | `provision_service_held_seconds` | histogram | time from the end of a value's build to the end of its release |
-/// | `provision_service_held` | gauge | values built and not yet released |
+/// | `provision_service_held` | gauge | values built and not yet released (nor escaped) |
+/// | `provision_service_escapes_total` | counter | values whose release step can never run: their scope was dropped without being closed, or a handle outlived it (see [`Observer::escaped`]) |
 /// | `provision_budget_exceeded_total{budget}` | counter | builds refused because their request exceeded a [`Budget`](crate::Budget): `max_builds`, `acquire_wait`, `max_held` |
 ///
 /// A service's series all appear, at zero, on its first build, so a rate
@@ -107,6 +108,7 @@ struct Inner {
     acquire_wait: Histograms,
     held_seconds: Histograms,
     held: Family<ServiceLabels, Gauge>,
+    escapes: Family<ServiceLabels, Counter>,
     budget_exceeded: Family<EventLabels, Counter>,
     /// Each service's handles into the families above, resolved once: a
     /// `Family` lookup hashes the labels under the family's lock, which on
@@ -126,6 +128,7 @@ struct Handles {
     acquire_wait: Histogram,
     held_seconds: Histogram,
     held: Gauge,
+    escapes: Counter,
     budget_exceeded: [Counter; BUDGETS.len()],
 }
 
@@ -154,6 +157,7 @@ impl PrometheusObserver {
             acquire_wait: Family::new_with_constructor(acquire_wait as fn() -> Histogram),
             held_seconds: Family::new_with_constructor(held_seconds as fn() -> Histogram),
             held: Family::default(),
+            escapes: Family::default(),
             budget_exceeded: Family::default(),
             services: RwLock::default(),
         };
@@ -202,6 +206,11 @@ impl PrometheusObserver {
             "provision_service_held",
             "Service values built and not yet released",
             inner.held.clone(),
+        );
+        registry.register(
+            "provision_service_escapes",
+            "Service values whose release step can never run (scope dropped unclosed, or a handle outlived it)",
+            inner.escapes.clone(),
         );
         registry.register(
             "provision_budget_exceeded",
@@ -267,6 +276,7 @@ impl Inner {
             acquire_wait: self.acquire_wait.get_or_create(&labels).clone(),
             held_seconds: self.held_seconds.get_or_create(&labels).clone(),
             held: self.held.get_or_create(&labels).clone(),
+            escapes: self.escapes.get_or_create(&labels).clone(),
             budget_exceeded: BUDGETS.map(|budget| {
                 let labels = [service, lifetime, ("budget", budget)];
                 self.budget_exceeded.get_or_create(&labels).clone()
@@ -344,5 +354,12 @@ impl Observer for PrometheusObserver {
 
     fn budget_exceeded(&self, service: &ServiceInfo, limit: BudgetLimit) {
         self.with(service, |h| h.budget_exceeded[budget_index(limit)].inc());
+    }
+
+    fn escaped(&self, service: &ServiceInfo) {
+        self.with(service, |h| {
+            h.held.dec();
+            h.escapes.inc();
+        });
     }
 }

@@ -587,8 +587,12 @@ impl Drop for Inner {
         // Nobody closed this scope (an integration bug, or a scope opened by
         // hand and forgotten). Async release steps cannot run from here.
         let leftovers = self.store.close();
+        let observer = self.registry.observer();
         for acquired in &leftovers {
             acquired.stats.record_escape();
+            if let Some(observer) = observer {
+                observer.escaped(acquired.info);
+            }
             tracing::error!(
                 service = acquired.info.name(),
                 request = self.id,

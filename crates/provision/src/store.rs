@@ -493,6 +493,9 @@ pub(crate) async fn release_all(
             Err(panic) => Err(panic),
             Ok(Err(shared)) => {
                 stats.record_escape();
+                if let Some(observer) = observer {
+                    observer.escaped(info);
+                }
                 tracing::error!(
                     service = info.name(),
                     handles = std::sync::Arc::strong_count(&shared) - 1,

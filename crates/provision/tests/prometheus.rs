@@ -420,3 +420,33 @@ async fn a_build_refused_by_the_budget_is_counted_by_limit() {
         2.0
     );
 }
+
+/// A value whose release step cannot run (its scope was dropped without
+/// being closed, or a handle to it outlived its scope) is an escape: no
+/// longer counted as held, and counted as escaped, as the probe does.
+#[tokio::test]
+async fn a_value_that_escapes_is_counted_and_no_longer_held() {
+    let (builder, metrics) = observed();
+    let registry = builder.register::<Conn>().build().await.unwrap();
+
+    // A scope nobody closed.
+    let scope = registry.open_scope();
+    drop(scope.resolve::<Conn>().await.unwrap());
+    drop(scope);
+    // A handle kept past its scope's close.
+    let scope = registry.open_scope();
+    let kept = scope.resolve::<Conn>().await.unwrap();
+    scope.close(Exit::Success(StatusCode::OK)).await;
+
+    let text = encode(&metrics);
+    assert_eq!(registry.probe().report::<Conn>().escapes, 2);
+    assert_eq!(
+        value(&text, &format!("provision_service_held{{{CONN}}}")),
+        0.0
+    );
+    assert_eq!(
+        value(&text, &format!("provision_service_escapes_total{{{CONN}}}")),
+        2.0
+    );
+    drop(kept);
+}
