@@ -1,0 +1,132 @@
+//! `Finish`'s report of how each route ended after its client left: which
+//! route (its matched path and method), and whether it completed, was cut
+//! (its deadline) or panicked. A client that stays sees its own answer, so
+//! its run is not reported.
+
+mod support;
+
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{patch, post};
+use http::{Request, StatusCode};
+use provision::Dep;
+use provision_axum::{Background, BackgroundTask, Finish, ProvisionLayer};
+use support::{Conn, Knobs, poll_once, registry};
+use tokio::sync::Notify;
+use tower_service::Service;
+
+/// A background that only collects its tasks, so the test decides when a
+/// route whose client left runs on.
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<BackgroundTask>>>);
+
+impl Collect {
+    fn background(&self) -> Background {
+        let tasks = self.0.clone();
+        Background::new(move |task| tasks.lock().unwrap().push(task))
+    }
+
+    /// Runs every task collected so far to its end.
+    async fn run_all(&self) {
+        let tasks = std::mem::take(&mut *self.0.lock().unwrap());
+        for task in tasks {
+            task.await;
+        }
+    }
+}
+
+/// Routes that hold their `Conn` until `gate` opens; `/orders/{id}` panics
+/// then, `/slow` is under a 50 ms deadline and never answers.
+fn router(registry: &provision::Registry, finish: &Finish, gate: &Arc<Notify>) -> Router {
+    let (g1, g2, g3) = (gate.clone(), gate.clone(), gate.clone());
+    let short = Finish::within(Duration::from_millis(50));
+    Router::new()
+        .route(
+            "/orders",
+            post(move |Dep(_conn): Dep<Conn>| async move {
+                g1.notified().await;
+                StatusCode::CREATED
+            })
+            .layer(finish.clone()),
+        )
+        .route(
+            "/orders/{id}",
+            patch(move |Dep(_conn): Dep<Conn>| panic_at(g2)).layer(finish.clone()),
+        )
+        .route(
+            "/slow",
+            post(move |Dep(_conn): Dep<Conn>| async move {
+                g3.notified().await;
+                StatusCode::CREATED
+            })
+            .layer(short.clone()),
+        )
+        .layer(ProvisionLayer::new(registry.clone()))
+}
+
+/// Waits for `gate`, then panics.
+async fn panic_at(gate: Arc<Notify>) -> StatusCode {
+    gate.notified().await;
+    panic!("the handler panics after its client left");
+}
+
+fn request(method: &str, path: &str, background: &Collect) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
+        .unwrap();
+    request.extensions_mut().insert(background.background());
+    request
+}
+
+/// Calls `method path`, and drops the response future (the client left)
+/// once the route holds its connection.
+async fn leave(app: &mut Router, method: &str, path: &str, collect: &Collect) {
+    let mut response = pin!(app.call(request(method, path, collect)));
+    assert!(poll_once(response.as_mut()).is_pending());
+}
+
+#[tokio::test]
+async fn each_route_whose_client_left_is_counted_by_its_outcome() {
+    let registry = registry(Knobs::default()).await;
+    let finish = Finish::within(Duration::from_secs(30));
+    let gate = Arc::new(Notify::new());
+    let collect = Collect::default();
+    let mut app = router(&registry, &finish, &gate);
+
+    // Completed: the client left, the route answered on the background.
+    leave(&mut app, "POST", "/orders", &collect).await;
+    gate.notify_one();
+    collect.run_all().await;
+    assert_eq!(finish.outcomes().disconnected, 1);
+    assert_eq!(finish.outcomes().finished_after_disconnect, 1);
+
+    // Panicked: counted as finished too (it was not cut).
+    leave(&mut app, "PATCH", "/orders/7", &collect).await;
+    gate.notify_one();
+    collect.run_all().await;
+    assert_eq!(finish.outcomes().disconnected, 2);
+    assert_eq!(finish.outcomes().finished_after_disconnect, 2);
+
+    // Cut: its 50 ms deadline passes with the gate shut.
+    leave(&mut app, "POST", "/slow", &collect).await;
+    collect.run_all().await;
+    assert_eq!(
+        finish.outcomes().disconnected,
+        2,
+        "`/slow` has its own Finish"
+    );
+
+    // A client that stays: answered, not a disconnect.
+    let mut response = pin!(app.call(request("POST", "/orders", &collect)));
+    assert!(poll_once(response.as_mut()).is_pending());
+    gate.notify_one();
+    assert_eq!(response.await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(finish.outcomes().answered, 1);
+    assert_eq!(finish.outcomes().disconnected, 2);
+}
