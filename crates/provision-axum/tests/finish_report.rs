@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::routing::{patch, post};
 use http::{Request, StatusCode};
 use provision::Dep;
-use provision_axum::{Background, BackgroundTask, Finish, ProvisionLayer};
+use provision_axum::{Background, BackgroundTask, Finish, FinishOutcome, ProvisionLayer};
 use support::{Conn, Knobs, poll_once, registry};
 use tokio::sync::Notify;
 use tower_service::Service;
@@ -39,11 +39,30 @@ impl Collect {
     }
 }
 
+/// What the reporter heard: method, route, outcome.
+type Heard = Arc<Mutex<Vec<(String, Option<String>, FinishOutcome)>>>;
+
+/// `finish` with a reporter that writes into `heard`.
+fn reporting(finish: &Finish, heard: &Heard) -> Finish {
+    let heard = heard.clone();
+    finish.clone().report(move |report| {
+        heard.lock().unwrap().push((
+            report.method.to_string(),
+            report.route.map(str::to_owned),
+            report.outcome,
+        ));
+    })
+}
+
 /// Routes that hold their `Conn` until `gate` opens; `/orders/{id}` panics
-/// then, `/slow` is under a 50 ms deadline and never answers.
-fn router(registry: &provision::Registry, finish: &Finish, gate: &Arc<Notify>) -> Router {
+/// then; `/slow` is under `short` (a 50 ms deadline) and never answers.
+fn router(
+    registry: &provision::Registry,
+    finish: &Finish,
+    short: &Finish,
+    gate: &Arc<Notify>,
+) -> Router {
     let (g1, g2, g3) = (gate.clone(), gate.clone(), gate.clone());
-    let short = Finish::within(Duration::from_millis(50));
     Router::new()
         .route(
             "/orders",
@@ -94,10 +113,14 @@ async fn leave(app: &mut Router, method: &str, path: &str, collect: &Collect) {
 #[tokio::test]
 async fn each_route_whose_client_left_is_counted_by_its_outcome() {
     let registry = registry(Knobs::default()).await;
-    let finish = Finish::within(Duration::from_secs(30));
+    let heard = Heard::default();
+    let finish = reporting(&Finish::within(Duration::from_secs(30)), &heard);
+    let short = reporting(&Finish::within(Duration::from_millis(50)), &heard);
     let gate = Arc::new(Notify::new());
     let collect = Collect::default();
-    let mut app = router(&registry, &finish, &gate);
+    let mut app = router(&registry, &finish, &short, &gate);
+    let last = || heard.lock().unwrap().last().cloned();
+    let route = |path: &str| Some(path.to_owned());
 
     // Completed: the client left, the route answered on the background.
     leave(&mut app, "POST", "/orders", &collect).await;
@@ -105,6 +128,10 @@ async fn each_route_whose_client_left_is_counted_by_its_outcome() {
     collect.run_all().await;
     assert_eq!(finish.outcomes().disconnected, 1);
     assert_eq!(finish.outcomes().finished_after_disconnect, 1);
+    assert_eq!(
+        last(),
+        Some(("POST".into(), route("/orders"), FinishOutcome::Completed))
+    );
 
     // Panicked: counted as finished too (it was not cut).
     leave(&mut app, "PATCH", "/orders/7", &collect).await;
@@ -112,6 +139,15 @@ async fn each_route_whose_client_left_is_counted_by_its_outcome() {
     collect.run_all().await;
     assert_eq!(finish.outcomes().disconnected, 2);
     assert_eq!(finish.outcomes().finished_after_disconnect, 2);
+    assert_eq!(
+        last(),
+        Some((
+            "PATCH".into(),
+            route("/orders/{id}"),
+            FinishOutcome::Panicked
+        )),
+        "the route as declared, not the path called"
+    );
 
     // Cut: its 50 ms deadline passes with the gate shut.
     leave(&mut app, "POST", "/slow", &collect).await;
@@ -121,6 +157,12 @@ async fn each_route_whose_client_left_is_counted_by_its_outcome() {
         2,
         "`/slow` has its own Finish"
     );
+    assert_eq!(short.outcomes().cut_by_deadline, 1);
+    assert_eq!(
+        last(),
+        Some(("POST".into(), route("/slow"), FinishOutcome::Cut))
+    );
+    assert_eq!(heard.lock().unwrap().len(), 3, "each run reported once");
 
     // A client that stays: answered, not a disconnect.
     let mut response = pin!(app.call(request("POST", "/orders", &collect)));
@@ -129,4 +171,9 @@ async fn each_route_whose_client_left_is_counted_by_its_outcome() {
     assert_eq!(response.await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(finish.outcomes().answered, 1);
     assert_eq!(finish.outcomes().disconnected, 2);
+    assert_eq!(
+        heard.lock().unwrap().len(),
+        3,
+        "a client that stayed is not reported"
+    );
 }
