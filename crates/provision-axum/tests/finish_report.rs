@@ -177,3 +177,103 @@ async fn each_route_whose_client_left_is_counted_by_its_outcome() {
         "a client that stayed is not reported"
     );
 }
+
+/// A clock whose every sleep is over at once: a route under it that has not
+/// answered when first polled is cut.
+struct Elapsed;
+
+impl provision::Timer for Elapsed {
+    fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Polls `future` to its end on this thread, outside any tokio runtime (as
+/// a host such as Cloudflare Workers runs it).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+impl Collect {
+    /// Runs the collected tasks, and those they hand over, to their end.
+    fn run_all_here(&self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.0.lock().unwrap());
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                block_on(task);
+            }
+        }
+    }
+}
+
+/// Without tokio the route goes to the request's `Background` at its first
+/// poll and its answer comes back over a channel (`on_background_now`): a
+/// client that left is reported from there, with each outcome.
+#[test]
+fn on_a_host_without_tokio_a_route_whose_client_left_is_reported_too() {
+    let registry = block_on(registry(Knobs::default()));
+    let heard = Heard::default();
+    let finish = reporting(&Finish::within(Duration::from_secs(30)), &heard);
+    let gate = Arc::new(Notify::new());
+    let collect = Collect::default();
+    let mut app = router(&registry, &finish, &finish, &gate);
+    let last = || heard.lock().unwrap().last().cloned();
+    let route = |path: &str| Some(path.to_owned());
+    let mut leave = |method: &str, path: &str, background: Background| {
+        let mut request = request(method, path, &collect);
+        request.extensions_mut().insert(background);
+        let mut response = pin!(app.call(request));
+        assert!(poll_once(response.as_mut()).is_pending());
+    };
+
+    gate.notify_one(); // the route answers when run
+    leave("POST", "/orders", collect.background());
+    collect.run_all_here();
+    assert_eq!(
+        last(),
+        Some(("POST".into(), route("/orders"), FinishOutcome::Completed))
+    );
+
+    gate.notify_one();
+    leave("PATCH", "/orders/7", collect.background());
+    collect.run_all_here();
+    assert_eq!(
+        last(),
+        Some((
+            "PATCH".into(),
+            route("/orders/{id}"),
+            FinishOutcome::Panicked
+        ))
+    );
+
+    // The gate stays shut; the host's clock says the deadline is past.
+    let clocked = collect
+        .background()
+        .with_clock(Elapsed, Duration::from_secs(20));
+    leave("POST", "/orders", clocked);
+    collect.run_all_here();
+    assert_eq!(
+        last(),
+        Some(("POST".into(), route("/orders"), FinishOutcome::Cut))
+    );
+    assert_eq!(finish.outcomes().cut_by_deadline, 1);
+    assert_eq!(finish.outcomes().disconnected, 3);
+    assert_eq!(heard.lock().unwrap().len(), 3, "each run reported once");
+}
