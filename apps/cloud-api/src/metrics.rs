@@ -124,7 +124,8 @@ impl Metrics {
     }
 
     /// Counts a `finish` route whose client left, by how its handler ended
-    /// (`completed`, `cut`, `panicked`; `http/finish_outcomes.rs`).
+    /// (`completed`, `cut`, `panicked`; `http/finish_outcomes.rs`), as
+    /// `provision_axum::Finish::report` tells it.
     pub fn record_finish(&self, method: &str, route: &str, outcome: &'static str) {
         self.inner
             .finish

@@ -21,6 +21,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Background;
+use crate::finish_report::{FinishOutcome, FinishReport, Reporter, RouteName};
 
 /// A route's disconnect policy `finish`: the handler runs to completion even
 /// if the client goes away, within `deadline`.
@@ -43,7 +44,9 @@ use crate::Background;
 /// * past `deadline` it is cut: dropped, its services released with
 ///   [`Exit::Cancelled`] (a transaction rolls back), and the client, if
 ///   still there, gets a `503` in the application's error format;
-/// * each outcome is logged and counted ([`Finish::outcomes`]).
+/// * each outcome is logged and counted ([`Finish::outcomes`]); a route
+///   whose client left is reported with its method, its route and how it
+///   ended to the callback set with [`Finish::report`] (per-route metrics).
 ///
 /// The response body is read in full inside the route's scope (a finishing route
 /// answers when its work is done, so it should not stream). A route
@@ -78,7 +81,15 @@ use crate::Background;
 pub struct Finish {
     deadline: Duration,
     shutdown_grace: Option<Duration>,
+    /// One reference count per request: the counts and the reporter
+    /// together.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Shared also by the copies [`Finish::report`] makes.
     counts: Arc<Counts>,
+    reporter: Option<Reporter>,
 }
 
 #[derive(Default)]
@@ -115,8 +126,49 @@ impl Finish {
         Finish {
             deadline,
             shutdown_grace: None,
-            counts: Arc::default(),
+            shared: Arc::new(Shared {
+                counts: Arc::default(),
+                reporter: None,
+            }),
         }
+    }
+
+    /// Tells `report` of each route whose client went away before its
+    /// answer, once it has ended: its method, its route (axum's matched
+    /// path) and how it ended ([`FinishOutcome`]: completed, cut or
+    /// panicked). For per-route metrics: a route whose client stays costs
+    /// only a copy of its method and matched path, and reports nothing.
+    ///
+    /// Called on the task the route finished on; keep it cheap (update a
+    /// counter). The returned `Finish` replaces any earlier callback and
+    /// shares its [`outcomes`](Finish::outcomes) with `self`, so one
+    /// policy can report different routes to different places.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use axum::{Router, routing::post};
+    /// use provision_axum::{Finish, FinishOutcome};
+    ///
+    /// async fn pay() -> &'static str { "paid" }
+    ///
+    /// let cut = Arc::new(AtomicU64::new(0));
+    /// let counted = cut.clone();
+    /// let finish = Finish::within(Duration::from_secs(30)).report(move |report| {
+    ///     if report.outcome == FinishOutcome::Cut {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    ///     tracing::info!(method = %report.method, route = report.route, outcome = report.outcome.label());
+    /// });
+    /// let app: Router = Router::new().route("/payments", post(pay).layer(finish));
+    /// ```
+    pub fn report(mut self, report: impl Fn(&FinishReport<'_>) + Send + Sync + 'static) -> Finish {
+        self.shared = Arc::new(Shared {
+            counts: self.shared.counts.clone(),
+            reporter: Some(Arc::new(report)),
+        });
+        self
     }
 
     /// Cuts a route still running `grace` after the registry's shutdown
@@ -139,7 +191,7 @@ impl Finish {
 
     /// The counts of outcomes so far, shared by this value and its clones.
     pub fn outcomes(&self) -> FinishOutcomes {
-        let c = &self.counts;
+        let c = &self.shared.counts;
         FinishOutcomes {
             answered: c.answered.load(Ordering::Relaxed),
             disconnected: c.disconnected.load(Ordering::Relaxed),
@@ -196,12 +248,21 @@ where
         // On a host without tokio (Workers), a route whose client left goes
         // where the host said (the fetch event's `wait_until`).
         let background = request.extensions().get::<Background>().cloned();
+        // Named only for a reporter, which hears of it only if the client
+        // leaves: the request is gone by then, so its name is kept now.
+        let name = self
+            .finish
+            .shared
+            .reporter
+            .is_some()
+            .then(|| RouteName::of(&request));
         FinishFuture {
             route: Some(self.inner.call(request)),
             run: None,
             detach: false,
             finish: self.finish.clone(),
             background,
+            name,
         }
     }
 }
@@ -240,6 +301,9 @@ pub struct FinishFuture<F> {
     detach: bool,
     finish: Finish,
     background: Option<Background>,
+    /// The route's method and path, kept for [`Finish::report`] (only when
+    /// a reporter is set).
+    name: Option<RouteName>,
 }
 
 // The route is never polled in place: it is moved into `run`'s box first.
@@ -282,7 +346,7 @@ where
                         // there the route goes to the background at once
                         // and its answer comes back over a channel.
                         Some(background) if tokio::runtime::Handle::try_current().is_err() => {
-                            on_background_now(background, running, &this.finish)
+                            on_background_now(background, running, &this.finish, this.name.take())
                         }
                         _ => {
                             this.detach = true;
@@ -308,7 +372,11 @@ where
         let ran = std::task::ready!(running.as_mut().poll(cx));
         this.run = None;
         if this.detach && !ran.was_cut() {
-            this.finish.counts.answered.fetch_add(1, Ordering::Relaxed);
+            this.finish
+                .shared
+                .counts
+                .answered
+                .fetch_add(1, Ordering::Relaxed);
         }
         Poll::Ready(Ok(ran.response))
     }
@@ -322,15 +390,18 @@ impl<F> Drop for FinishFuture<F> {
         let Some(running) = self.run.take().filter(|_| self.detach) else {
             return;
         };
-        let counts = self.finish.counts.clone();
-        counts.disconnected.fetch_add(1, Ordering::Relaxed);
+        let shared = self.finish.shared.clone();
+        let name = self.name.take();
+        shared.counts.disconnected.fetch_add(1, Ordering::Relaxed);
         tracing::info!("client went away; its `finish` route runs on");
         let task = async move {
             let ran = running.await;
+            report(&shared, name.as_ref(), &ran);
             if ran.was_cut() {
                 return; // counted as cut where it was cut
             }
-            counts
+            shared
+                .counts
                 .finished_after_disconnect
                 .fetch_add(1, Ordering::Relaxed);
             tracing::info!(
@@ -352,12 +423,18 @@ impl<F> Drop for FinishFuture<F> {
 /// answer. The task counts the outcome itself: answered if the answer
 /// found its client, else a client that left and (unless cut, which `run`
 /// counts) a route finished after it.
-fn on_background_now(background: &Background, running: Running, finish: &Finish) -> Running {
+fn on_background_now(
+    background: &Background,
+    running: Running,
+    finish: &Finish,
+    name: Option<RouteName>,
+) -> Running {
     let (answer, answered) = tokio::sync::oneshot::channel::<Ran>();
-    let counts = finish.counts.clone();
+    let shared = finish.shared.clone();
     background.spawn(async move {
         let ran = running.await;
         let cut = ran.was_cut();
+        let counts = &shared.counts;
         match answer.send(ran) {
             Ok(()) if !cut => {
                 counts.answered.fetch_add(1, Ordering::Relaxed);
@@ -365,6 +442,7 @@ fn on_background_now(background: &Background, running: Running, finish: &Finish)
             Ok(()) => {}
             Err(ran) => {
                 counts.disconnected.fetch_add(1, Ordering::Relaxed);
+                report(&shared, name.as_ref(), &ran);
                 if !cut {
                     counts
                         .finished_after_disconnect
@@ -383,6 +461,19 @@ fn on_background_now(background: &Background, running: Running, finish: &Finish)
             .await
             .expect("the finishing task always answers, even when it panics")
     })
+}
+
+/// Tells the reporter, if any, how a route whose client left ended.
+fn report(shared: &Shared, name: Option<&RouteName>, ran: &Ran) {
+    let (Some(reporter), Some(name)) = (&shared.reporter, name) else {
+        return;
+    };
+    let outcome = match ran.exit {
+        Exit::Panic => FinishOutcome::Panicked,
+        _ if ran.was_cut() => FinishOutcome::Cut,
+        _ => FinishOutcome::Completed,
+    };
+    name.report(reporter, outcome);
 }
 
 /// Why a finishing route was cut.
@@ -470,6 +561,7 @@ where
     let (response, exit) = match polled {
         Err(Cut::Shutdown) => {
             finish
+                .shared
                 .counts
                 .cut_by_shutdown
                 .fetch_add(1, Ordering::Relaxed);
@@ -484,6 +576,7 @@ where
         }
         Err(Cut::Deadline) => {
             finish
+                .shared
                 .counts
                 .cut_by_deadline
                 .fetch_add(1, Ordering::Relaxed);

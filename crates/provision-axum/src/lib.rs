@@ -56,6 +56,7 @@
 mod background;
 mod body;
 mod disconnect;
+mod finish_report;
 mod future;
 mod layer;
 mod span;
@@ -66,6 +67,7 @@ mod timer;
 pub use background::{Background, BackgroundTask};
 pub use body::ScopedBody;
 pub use disconnect::{Finish, FinishFuture, FinishOutcomes, FinishService};
+pub use finish_report::{FinishOutcome, FinishReport};
 pub use future::ResponseFuture;
 pub use layer::{Provision, ProvisionLayer};
 pub use spawn::{spawn, spawn_scoped};

@@ -13,7 +13,7 @@ mod sources;
 mod users;
 
 pub use error::{ApiError, ErrorBody, error_response};
-pub use finish_outcomes::finish_counted;
+pub use finish_outcomes::{FINISH_ROUTES, finish_counted};
 pub use openapi::ApiDoc;
 pub use signed_in::SignedIn;
 
@@ -49,7 +49,9 @@ pub fn router_with_finish(
     finish: Finish,
 ) -> Router {
     // Each write's disconnect policy, and why, is in its OpenAPI description;
-    // how its `finish` runs end after a client left is counted per route.
+    // how its `finish` runs end after a client left is counted per route
+    // (`FINISH_ROUTES` lists them, their series started at zero here).
+    finish_outcomes::start_finish_series(&metrics);
     let finish = |route| finish_counted(route, &finish, &metrics);
     let lists = list_budget(&registry);
     let api = Router::new()

@@ -180,3 +180,49 @@ async fn every_service_lifecycle_is_served_as_provision_metrics() {
         0.0
     );
 }
+
+/// `FINISH_ROUTES` (whose `provision_finish_total` series start at zero)
+/// are exactly the operations whose OpenAPI description says their
+/// disconnect policy is `finish`; and `/metrics` shows each of their series
+/// at zero before any request was made.
+#[tokio::test]
+async fn finish_routes_are_those_the_openapi_says_and_start_at_zero() {
+    use utoipa::OpenApi;
+    let doc = serde_json::to_value(cloud_api::http::ApiDoc::openapi()).unwrap();
+    let mut described: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, op)| {
+                    op["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("Disconnect policy: `finish`"))
+                })
+                .map(move |(method, _)| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    described.sort();
+    let mut listed: Vec<(String, String)> = cloud_api::http::FINISH_ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, described);
+
+    let app = app(None).await;
+    let text = scrape(&app, None).await.text().await.unwrap();
+    for (method, route) in cloud_api::http::FINISH_ROUTES {
+        for outcome in ["completed", "cut", "panicked"] {
+            let series = format!(
+                r#"provision_finish_total{{method="{method}",route="{route}",outcome="{outcome}"}}"#
+            );
+            assert_eq!(value(&text, &series), 0.0, "{series}");
+        }
+    }
+    app.stop().await;
+}
