@@ -70,3 +70,35 @@ pub(crate) async fn within<T>(
     })
     .await
 }
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use std::future::pending;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{TokioTimer, within};
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_never_ends_is_cut_at_the_limit() {
+        let start = Instant::now();
+        assert_eq!(within(&TokioTimer, LIMIT, pending::<()>()).await, None);
+        assert_eq!(start.elapsed(), LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_statement_is_cut_at_its_own_limit() {
+        let first = within(&TokioTimer, LIMIT, async {
+            tokio::task::yield_now().await;
+            7
+        });
+        assert_eq!(first.await, Some(7));
+        tokio::time::advance(LIMIT / 2).await;
+        let start = Instant::now();
+        assert_eq!(within(&TokioTimer, LIMIT, pending::<()>()).await, None);
+        assert_eq!(start.elapsed(), LIMIT);
+    }
+}
