@@ -26,18 +26,15 @@
 
 #[path = "../../cloud-api/tests/it/support/openapi_check.rs"]
 mod openapi_check;
+mod support;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloud_api::domain::NewUser;
-use cloud_api::store::{Database, PostgresMode};
 use reqwest::Method;
 use serde_json::{Value, json};
-use throwaway_postgres::Cluster;
+use support::{Options, TestDb, Workerd, env_path, migrated_db};
 
 const WHY_IGNORED: &str = "run by scripts/test-worker";
 
@@ -55,63 +52,19 @@ struct Setup {
 
 fn setup() -> Setup {
     let _ = WHY_IGNORED;
-    let var = |name: &str| -> PathBuf {
-        let value = std::env::var_os(name).unwrap_or_else(|| {
-            panic!("{name} is not set: run these tests through scripts/test-worker, which builds the Worker and installs workerd")
-        });
-        let path = PathBuf::from(value);
-        assert!(path.exists(), "{name}={} does not exist", path.display());
-        path
-    };
     Setup {
-        workerd: var("WORKERD"),
-        build: var("CLOUD_API_WORKER_BUILD"),
-        negative_build: var("CLOUD_API_WORKER_NEGATIVE_BUILD"),
+        workerd: env_path("WORKERD"),
+        build: env_path("CLOUD_API_WORKER_BUILD"),
+        negative_build: env_path("CLOUD_API_WORKER_NEGATIVE_BUILD"),
     }
 }
 
 // ---------------------------------------------------------------------------
 // A database with the schema and a user with a token
 
-struct TestDb {
-    cluster: &'static Cluster,
-    name: String,
-    url: String,
-    token: String,
-    ada: i64,
-}
-
+/// A fresh database on the shared cluster (see `support::migrated_db`).
 async fn test_db() -> TestDb {
-    let cluster = throwaway_postgres::shared();
-    let name = cluster.create_database().expect("a fresh database");
-    let url = cluster.url(&name);
-    // Migrations run natively (`cloud-api migrate`), never from a Worker.
-    let db = Database::connect_postgres(
-        &url,
-        PostgresMode::PerRequest,
-        1,
-        Duration::from_secs(5),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    db.migrate().await.expect("migrations apply");
-    let connection = db.acquire().await.unwrap();
-    let (ada, _) = connection
-        .find_or_create_user(&NewUser {
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-        })
-        .await
-        .unwrap();
-    let token = connection.create_token(ada.id).await.unwrap().token;
-    connection.close().await;
-    TestDb {
-        cluster,
-        name,
-        url,
-        token,
-        ada: ada.id,
-    }
+    migrated_db(throwaway_postgres::shared()).await
 }
 
 impl TestDb {
@@ -150,25 +103,6 @@ impl TestDb {
 // ---------------------------------------------------------------------------
 // workerd
 
-/// workerd serving one build, killed when dropped.
-struct Workerd {
-    child: Child,
-    port: u16,
-    /// The trigger Worker's port: fires the main Worker's events.
-    events_port: u16,
-    dir: PathBuf,
-}
-
-/// How a test wants workerd started beyond the checked-in configuration.
-#[derive(Default)]
-struct Options<'a> {
-    /// Extra text bindings.
-    bindings: &'a [(&'a str, &'a str)],
-    /// Only wait for workerd to listen: the first request is the test's
-    /// (a cold start), not the readiness probe's.
-    cold: bool,
-}
-
 impl Workerd {
     async fn start(setup: &Setup, build: &Path, database_url: &str) -> Workerd {
         Workerd::start_with(setup, build, database_url, Options::default()).await
@@ -180,80 +114,7 @@ impl Workerd {
         database_url: &str,
         options: Options<'_>,
     ) -> Workerd {
-        let port = free_port();
-        let events_port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "cloud-api-worker-e2e-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["index.js", "index_bg.wasm"] {
-            std::fs::copy(build.join(file), dir.join(file))
-                .unwrap_or_else(|e| panic!("{}: {e}", build.join(file).display()));
-        }
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::copy(manifest.join("trigger.js"), dir.join("trigger.js")).unwrap();
-        // The checked-in configuration, on this test's port.
-        let config =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workerd.capnp"))
-                .unwrap()
-                .replace("build/index.js", "index.js")
-                .replace("build/index_bg.wasm", "index_bg.wasm")
-                .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"))
-                .replace("127.0.0.1:8788", &format!("127.0.0.1:{events_port}"));
-        let extra: String = options
-            .bindings
-            .iter()
-            .map(|(name, value)| format!("(name = \"{name}\", text = \"{value}\"), "))
-            .collect();
-        // The main Worker's bindings come first.
-        let config = config.replacen("bindings = [", &format!("bindings = [{extra}"), 1);
-        std::fs::write(dir.join("workerd.capnp"), config).unwrap();
-        let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
-        let child = Command::new(&setup.workerd)
-            // --experimental: the trigger Worker's service binding calls
-            // `scheduled()`, an experimental workerd handler.
-            .args(["serve", "workerd.capnp", "--verbose", "--experimental"])
-            .current_dir(&dir)
-            .env("DATABASE_URL", database_url)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("workerd starts");
-        let mut workerd = Workerd {
-            child,
-            port,
-            events_port,
-            dir,
-        };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = workerd.child.try_wait().unwrap() {
-                panic!("workerd exited ({status}):\n{}", workerd.log());
-            }
-            if options.cold {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-            } else {
-                let ready = reqwest::get(workerd.url("/api/health")).await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "workerd did not answer within 20 s:\n{}",
-                workerd.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        workerd
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        Workerd::serve(&setup.workerd, build, database_url, options).await
     }
 
     /// Fires the main Worker's cron trigger with `cron`, through workerd's
@@ -286,10 +147,6 @@ impl Workerd {
         reply.json().await.unwrap()
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("workerd.log")).unwrap_or_default()
-    }
-
     /// Waits (at most `within`) until the log holds `line` at least `n`
     /// times; returns how many times it does.
     async fn log_count_reaches(&self, line: &str, n: usize, within: Duration) -> usize {
@@ -307,26 +164,6 @@ impl Workerd {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        // SIGKILL: a hung request keeps workerd from exiting on SIGTERM.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let _ = writeln!(std::io::stderr(), "--- workerd log ---\n{}", self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------
@@ -1083,6 +920,7 @@ async fn a_cold_start_cut_off_by_its_client_makes_no_request_wait() {
         Options {
             bindings: &[("TEST_START_DELAY_MS", "2000")],
             cold: true,
+            ..Options::default()
         },
     )
     .await;
