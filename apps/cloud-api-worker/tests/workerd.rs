@@ -26,18 +26,15 @@
 
 #[path = "../../cloud-api/tests/it/support/openapi_check.rs"]
 mod openapi_check;
+mod support;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloud_api::domain::NewUser;
-use cloud_api::store::{Database, PostgresMode};
 use reqwest::Method;
 use serde_json::{Value, json};
-use throwaway_postgres::Cluster;
+use support::{Options, TestDb, Workerd, env_path, migrated_db};
 
 const WHY_IGNORED: &str = "run by scripts/test-worker";
 
@@ -55,63 +52,19 @@ struct Setup {
 
 fn setup() -> Setup {
     let _ = WHY_IGNORED;
-    let var = |name: &str| -> PathBuf {
-        let value = std::env::var_os(name).unwrap_or_else(|| {
-            panic!("{name} is not set: run these tests through scripts/test-worker, which builds the Worker and installs workerd")
-        });
-        let path = PathBuf::from(value);
-        assert!(path.exists(), "{name}={} does not exist", path.display());
-        path
-    };
     Setup {
-        workerd: var("WORKERD"),
-        build: var("CLOUD_API_WORKER_BUILD"),
-        negative_build: var("CLOUD_API_WORKER_NEGATIVE_BUILD"),
+        workerd: env_path("WORKERD"),
+        build: env_path("CLOUD_API_WORKER_BUILD"),
+        negative_build: env_path("CLOUD_API_WORKER_NEGATIVE_BUILD"),
     }
 }
 
 // ---------------------------------------------------------------------------
 // A database with the schema and a user with a token
 
-struct TestDb {
-    cluster: &'static Cluster,
-    name: String,
-    url: String,
-    token: String,
-    ada: i64,
-}
-
+/// A fresh database on the shared cluster (see `support::migrated_db`).
 async fn test_db() -> TestDb {
-    let cluster = throwaway_postgres::shared();
-    let name = cluster.create_database().expect("a fresh database");
-    let url = cluster.url(&name);
-    // Migrations run natively (`cloud-api migrate`), never from a Worker.
-    let db = Database::connect_postgres(
-        &url,
-        PostgresMode::PerRequest,
-        1,
-        Duration::from_secs(5),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    db.migrate().await.expect("migrations apply");
-    let connection = db.acquire().await.unwrap();
-    let (ada, _) = connection
-        .find_or_create_user(&NewUser {
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-        })
-        .await
-        .unwrap();
-    let token = connection.create_token(ada.id).await.unwrap().token;
-    connection.close().await;
-    TestDb {
-        cluster,
-        name,
-        url,
-        token,
-        ada: ada.id,
-    }
+    migrated_db(throwaway_postgres::shared()).await
 }
 
 impl TestDb {
@@ -124,6 +77,29 @@ impl TestDb {
         );
         self.cluster
             .psql("postgres", &sql)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Inserts four tokens of Ada's, hashes starting with `prefix`: one 10
+    /// days old and three 100 days old.
+    fn insert_aged_tokens(&self, prefix: &str) {
+        let p = prefix;
+        let insert = format!(
+            "INSERT INTO api_tokens (user_id, hash, created_at) VALUES \
+             ({ada}, '{p}10', now() - interval '10 days'), ({ada}, '{p}100a', now() - interval '100 days'), \
+             ({ada}, '{p}100b', now() - interval '100 days'), ({ada}, '{p}100c', now() - interval '100 days')",
+            ada = self.ada
+        );
+        self.cluster.psql(&self.name, &insert).unwrap();
+    }
+
+    /// How many API tokens the database holds.
+    fn tokens(&self) -> usize {
+        self.cluster
+            .psql(&self.name, "SELECT count(*) FROM api_tokens")
             .unwrap()
             .trim()
             .parse()
@@ -150,25 +126,6 @@ impl TestDb {
 // ---------------------------------------------------------------------------
 // workerd
 
-/// workerd serving one build, killed when dropped.
-struct Workerd {
-    child: Child,
-    port: u16,
-    /// The trigger Worker's port: fires the main Worker's events.
-    events_port: u16,
-    dir: PathBuf,
-}
-
-/// How a test wants workerd started beyond the checked-in configuration.
-#[derive(Default)]
-struct Options<'a> {
-    /// Extra text bindings.
-    bindings: &'a [(&'a str, &'a str)],
-    /// Only wait for workerd to listen: the first request is the test's
-    /// (a cold start), not the readiness probe's.
-    cold: bool,
-}
-
 impl Workerd {
     async fn start(setup: &Setup, build: &Path, database_url: &str) -> Workerd {
         Workerd::start_with(setup, build, database_url, Options::default()).await
@@ -180,80 +137,7 @@ impl Workerd {
         database_url: &str,
         options: Options<'_>,
     ) -> Workerd {
-        let port = free_port();
-        let events_port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "cloud-api-worker-e2e-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["index.js", "index_bg.wasm"] {
-            std::fs::copy(build.join(file), dir.join(file))
-                .unwrap_or_else(|e| panic!("{}: {e}", build.join(file).display()));
-        }
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::copy(manifest.join("trigger.js"), dir.join("trigger.js")).unwrap();
-        // The checked-in configuration, on this test's port.
-        let config =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workerd.capnp"))
-                .unwrap()
-                .replace("build/index.js", "index.js")
-                .replace("build/index_bg.wasm", "index_bg.wasm")
-                .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"))
-                .replace("127.0.0.1:8788", &format!("127.0.0.1:{events_port}"));
-        let extra: String = options
-            .bindings
-            .iter()
-            .map(|(name, value)| format!("(name = \"{name}\", text = \"{value}\"), "))
-            .collect();
-        // The main Worker's bindings come first.
-        let config = config.replacen("bindings = [", &format!("bindings = [{extra}"), 1);
-        std::fs::write(dir.join("workerd.capnp"), config).unwrap();
-        let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
-        let child = Command::new(&setup.workerd)
-            // --experimental: the trigger Worker's service binding calls
-            // `scheduled()`, an experimental workerd handler.
-            .args(["serve", "workerd.capnp", "--verbose", "--experimental"])
-            .current_dir(&dir)
-            .env("DATABASE_URL", database_url)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("workerd starts");
-        let mut workerd = Workerd {
-            child,
-            port,
-            events_port,
-            dir,
-        };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = workerd.child.try_wait().unwrap() {
-                panic!("workerd exited ({status}):\n{}", workerd.log());
-            }
-            if options.cold {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-            } else {
-                let ready = reqwest::get(workerd.url("/api/health")).await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "workerd did not answer within 20 s:\n{}",
-                workerd.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        workerd
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        Workerd::serve(&setup.workerd, build, database_url, options).await
     }
 
     /// Fires the main Worker's cron trigger with `cron`, through workerd's
@@ -286,10 +170,6 @@ impl Workerd {
         reply.json().await.unwrap()
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("workerd.log")).unwrap_or_default()
-    }
-
     /// Waits (at most `within`) until the log holds `line` at least `n`
     /// times; returns how many times it does.
     async fn log_count_reaches(&self, line: &str, n: usize, within: Duration) -> usize {
@@ -307,26 +187,6 @@ impl Workerd {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        // SIGKILL: a hung request keeps workerd from exiting on SIGTERM.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let _ = writeln!(std::io::stderr(), "--- workerd log ---\n{}", self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------
@@ -1061,6 +921,48 @@ fn request_services_held(metrics: &str) -> f64 {
         + metric(metrics, "provision_service_held", &[r#"service="Tx""#])
 }
 
+/// `Tx` releases with `exit` (`success`, `panic`...), from the metrics.
+fn tx_releases(metrics: &str, exit: &str) -> f64 {
+    metric(
+        metrics,
+        "provision_service_releases_total",
+        &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
+    )
+}
+
+/// Asserts `Tx` was released `success` times with the success exit and
+/// `cancelled` times with the cancelled one.
+#[track_caller]
+fn assert_tx_exits(metrics: &str, success: f64, cancelled: f64) {
+    assert_eq!(
+        (
+            tx_releases(metrics, "success"),
+            tx_releases(metrics, "cancelled")
+        ),
+        (success, cancelled),
+        "Tx releases (success, cancelled)"
+    );
+}
+
+/// Asserts `Conn` and `Tx` were each acquired and released `n` times, once
+/// per `what` (an event, a job that ran).
+#[track_caller]
+fn assert_conn_and_tx_acquired_and_released(metrics: &str, n: f64, what: &str) {
+    for service in ["Conn", "Tx"] {
+        let label = format!("service=\"{service}\"");
+        assert_eq!(
+            metric(metrics, "provision_service_acquisitions_total", &[&label]),
+            n,
+            "{service}: one per {what}"
+        );
+        assert_eq!(
+            metric(metrics, "provision_service_releases_total", &[&label]),
+            n,
+            "{service}: released once per {what}"
+        );
+    }
+}
+
 /// A test's own figure: `name` from the environment, else `default`.
 fn sized(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -1083,6 +985,7 @@ async fn a_cold_start_cut_off_by_its_client_makes_no_request_wait() {
         Options {
             bindings: &[("TEST_START_DELAY_MS", "2000")],
             cold: true,
+            ..Options::default()
         },
     )
     .await;
@@ -1499,6 +1402,13 @@ async fn tx_releases_reach(api: &Api, n: f64) -> String {
     }
 }
 
+/// A client that gives up on `path` 0.3 s in; the metrics once `Tx` has
+/// `releases` releases in all.
+async fn leave_mid_write(workerd: &Workerd, api: &Api, path: &str, releases: f64) -> String {
+    give_up_after(workerd.port, path, Duration::from_millis(300)).await;
+    tx_releases_reach(api, releases).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline() {
@@ -1513,13 +1423,6 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
             .trim()
             .parse()
             .unwrap()
-    };
-    let tx_exit = |metrics: &str, exit: &str| {
-        metric(
-            metrics,
-            "provision_service_releases_total",
-            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
-        )
     };
     let outcomes = || async {
         api.call(
@@ -1537,53 +1440,51 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
     // `finish` (deadline 2 s): the client leaves 0.3 s into a 1 s write;
     // the write runs on, commits, and its transaction is released with the
     // success exit.
-    give_up_after(
-        workerd.port,
+    let metrics = leave_mid_write(
+        &workerd,
+        &api,
         "/__test/finish-write?ms=1000&email=finished@example.com",
-        Duration::from_millis(300),
+        1.0,
     )
     .await;
-    let metrics = tx_releases_reach(&api, 1.0).await;
     let after_finish = outcomes().await;
     println!(
         "finish, client gone: rows {}, Tx success {} cancelled {}, outcomes {after_finish}",
         rows("finished@example.com"),
-        tx_exit(&metrics, "success"),
-        tx_exit(&metrics, "cancelled"),
+        tx_releases(&metrics, "success"),
+        tx_releases(&metrics, "cancelled"),
     );
     assert_eq!(
         rows("finished@example.com"),
         1,
         "the finished write is kept"
     );
-    assert_eq!(tx_exit(&metrics, "success"), 1.0);
-    assert_eq!(tx_exit(&metrics, "cancelled"), 0.0);
+    assert_tx_exits(&metrics, 1.0, 0.0);
     assert_eq!(after_finish["disconnected"], 1);
     assert_eq!(after_finish["finished_after_disconnect"], 1);
     db.no_worker_connections_left().await;
 
     // `cancel` (the default), the same write: rolled back, released with
     // the cancelled exit.
-    give_up_after(
-        workerd.port,
+    let metrics = leave_mid_write(
+        &workerd,
+        &api,
         "/__test/slow-write?ms=1000&email=cancelled@example.com",
-        Duration::from_millis(300),
+        2.0,
     )
     .await;
-    let metrics = tx_releases_reach(&api, 2.0).await;
     println!(
         "cancel, client gone: rows {}, Tx success {} cancelled {}",
         rows("cancelled@example.com"),
-        tx_exit(&metrics, "success"),
-        tx_exit(&metrics, "cancelled"),
+        tx_releases(&metrics, "success"),
+        tx_releases(&metrics, "cancelled"),
     );
     assert_eq!(
         rows("cancelled@example.com"),
         0,
         "the cancelled write is gone"
     );
-    assert_eq!(tx_exit(&metrics, "success"), 1.0);
-    assert_eq!(tx_exit(&metrics, "cancelled"), 1.0);
+    assert_tx_exits(&metrics, 1.0, 1.0);
     db.no_worker_connections_left().await;
 
     // `finish` past its deadline, the client still there: cut at 2 s,
@@ -1607,8 +1508,8 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
         cut.body,
         took.as_secs_f64(),
         rows("late@example.com"),
-        tx_exit(&metrics, "success"),
-        tx_exit(&metrics, "cancelled"),
+        tx_releases(&metrics, "success"),
+        tx_releases(&metrics, "cancelled"),
     );
     let cut = cut.expect(503);
     assert!(cut.error().contains("deadline"), "{}", cut.body);
@@ -1617,27 +1518,26 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
         "cut after {took:?}, not at its 2 s deadline"
     );
     assert_eq!(rows("late@example.com"), 0, "a cut write is rolled back");
-    assert_eq!(tx_exit(&metrics, "cancelled"), 2.0);
+    assert_eq!(tx_releases(&metrics, "cancelled"), 2.0);
     assert_eq!(after_cut["cut_by_deadline"], 1);
 
     // And with its client gone: cut all the same, nothing kept, counted.
-    give_up_after(
-        workerd.port,
+    let metrics = leave_mid_write(
+        &workerd,
+        &api,
         "/__test/finish-write?ms=6000&email=late-and-gone@example.com",
-        Duration::from_millis(300),
+        4.0,
     )
     .await;
-    let metrics = tx_releases_reach(&api, 4.0).await;
     let after_gone = outcomes().await;
     println!(
         "finish past its deadline, client gone: rows {}, Tx success {} cancelled {}, outcomes {after_gone}",
         rows("late-and-gone@example.com"),
-        tx_exit(&metrics, "success"),
-        tx_exit(&metrics, "cancelled"),
+        tx_releases(&metrics, "success"),
+        tx_releases(&metrics, "cancelled"),
     );
     assert_eq!(rows("late-and-gone@example.com"), 0);
-    assert_eq!(tx_exit(&metrics, "success"), 1.0);
-    assert_eq!(tx_exit(&metrics, "cancelled"), 3.0);
+    assert_tx_exits(&metrics, 1.0, 3.0);
     assert_eq!(after_gone["cut_by_deadline"], 2);
     assert_eq!(after_gone["finished_after_disconnect"], 1);
     db.no_worker_connections_left().await;
@@ -1648,35 +1548,14 @@ async fn a_finish_route_commits_after_its_client_left_and_is_cut_at_its_deadline
 async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
     let (db, workerd, api) = serve_e2e_build().await;
     // Ada's token (new), one 10 days old, three 100 days old.
-    let insert = format!(
-        "INSERT INTO api_tokens (user_id, hash, created_at) VALUES \
-         ({ada}, 'h10', now() - interval '10 days'), ({ada}, 'h100a', now() - interval '100 days'), \
-         ({ada}, 'h100b', now() - interval '100 days'), ({ada}, 'h100c', now() - interval '100 days')",
-        ada = db.ada
-    );
-    db.cluster.psql(&db.name, &insert).unwrap();
-    let tokens = |db: &TestDb| -> usize {
-        db.cluster
-            .psql(&db.name, "SELECT count(*) FROM api_tokens")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(tokens(&db), 5);
-    let tx_releases = |metrics: &str, exit: &str| {
-        metric(
-            metrics,
-            "provision_service_releases_total",
-            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
-        )
-    };
+    db.insert_aged_tokens("h");
+    assert_eq!(db.tokens(), 5);
 
     // A job that panics after its delete: rolled back, released with the
     // panic exit, and the isolate serves on.
     let outcome = workerd.fire_scheduled("0 0 31 2 *").await;
     assert_eq!(outcome["outcome"], "ok", "{outcome}");
-    assert_eq!(tokens(&db), 5, "the panicking job's delete was rolled back");
+    assert_eq!(db.tokens(), 5, "the panicking job's delete was rolled back");
     let metrics = api.metrics().await;
     assert_eq!(tx_releases(&metrics, "panic"), 1.0, "{metrics}");
     assert_eq!(request_services_held(&metrics), 0.0);
@@ -1685,22 +1564,10 @@ async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
     // The daily job: the three old tokens go, in a committed transaction.
     let outcome = workerd.fire_scheduled("0 3 * * *").await;
     assert_eq!(outcome["outcome"], "ok", "{outcome}");
-    assert_eq!(tokens(&db), 2, "tokens older than 90 days are deleted");
+    assert_eq!(db.tokens(), 2, "tokens older than 90 days are deleted");
     let metrics = api.metrics().await;
     assert_eq!(tx_releases(&metrics, "success"), 1.0);
-    for service in ["Conn", "Tx"] {
-        let label = format!("service=\"{service}\"");
-        assert_eq!(
-            metric(&metrics, "provision_service_acquisitions_total", &[&label]),
-            2.0,
-            "{service}: one per event"
-        );
-        assert_eq!(
-            metric(&metrics, "provision_service_releases_total", &[&label]),
-            2.0,
-            "{service}: released once per event"
-        );
-    }
+    assert_conn_and_tx_acquired_and_released(&metrics, 2.0, "event");
     assert_eq!(request_services_held(&metrics), 0.0);
     db.no_worker_connections_left().await;
     // Ada's token survived and works.
@@ -1721,6 +1588,17 @@ async fn the_cron_trigger_deletes_expired_tokens_in_a_scope_of_its_own() {
 /// Settings of these tests, as the Worker's bindings (the native CLI's
 /// names): bounds short enough to test, long enough for a loaded machine.
 const TIGHT_BOUNDS: &[(&str, &str)] = &[("ACQUIRE_TIMEOUT", "1s"), ("STATEMENT_TIMEOUT", "1s")];
+
+impl Workerd {
+    /// The e2e build against `database_url`, with `TIGHT_BOUNDS`.
+    async fn start_tight(setup: &Setup, database_url: &str) -> Workerd {
+        let options = Options {
+            bindings: TIGHT_BOUNDS,
+            ..Options::default()
+        };
+        Workerd::start_with(setup, &setup.build, database_url, options).await
+    }
+}
 
 /// How far past its bound an answer may come and still count: a
 /// correctness margin for a busy 2-core machine, not a speed target.
@@ -1793,16 +1671,7 @@ async fn a_database_that_accepts_and_never_answers_gets_a_json_503_within_the_ac
         }
     });
     let url = format!("postgres://app:secret@127.0.0.1:{port}/app");
-    let workerd = Workerd::start_with(
-        &setup,
-        &setup.build,
-        &url,
-        Options {
-            bindings: TIGHT_BOUNDS,
-            ..Options::default()
-        },
-    )
-    .await;
+    let workerd = Workerd::start_tight(&setup, &url).await;
     let bound = Duration::from_secs(1);
     for round in 0..2 {
         let (reply, took) =
@@ -1822,16 +1691,7 @@ async fn a_database_that_accepts_and_never_answers_gets_a_json_503_within_the_ac
 async fn a_statement_past_the_statement_timeout_answers_503_and_its_backend_goes() {
     let setup = setup();
     let db = test_db().await;
-    let workerd = Workerd::start_with(
-        &setup,
-        &setup.build,
-        &db.url,
-        Options {
-            bindings: TIGHT_BOUNDS,
-            ..Options::default()
-        },
-    )
-    .await;
+    let workerd = Workerd::start_tight(&setup, &db.url).await;
     // pg_sleep(30) outside a transaction: only the client's deadline can
     // stop it, by cancelling it on the server.
     let (reply, took) = timed_get(
@@ -1988,22 +1848,8 @@ async fn the_users_contract_passes_behind_pgbouncer_in_transaction_mode() {
 async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
     let (db, workerd, api) = serve_e2e_build().await;
     // Ada's token (new), one 10 days old, three 100 days old.
-    let insert = format!(
-        "INSERT INTO api_tokens (user_id, hash, created_at) VALUES \
-         ({ada}, 'q10', now() - interval '10 days'), ({ada}, 'q100a', now() - interval '100 days'), \
-         ({ada}, 'q100b', now() - interval '100 days'), ({ada}, 'q100c', now() - interval '100 days')",
-        ada = db.ada
-    );
-    db.cluster.psql(&db.name, &insert).unwrap();
-    let tokens = |db: &TestDb| -> usize {
-        db.cluster
-            .psql(&db.name, "SELECT count(*) FROM api_tokens")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(tokens(&db), 5);
+    db.insert_aged_tokens("q");
+    assert_eq!(db.tokens(), 5);
 
     // One batch: a job that panics after deleting everything older than
     // 5 days, one that deletes what is older than 50 days, and a body
@@ -2027,31 +1873,12 @@ async fn queue_messages_run_each_in_a_scope_of_its_own_acked_or_retried() {
     );
     assert_eq!(outcome["retryAll"], false, "{outcome}");
     // The panicking job's delete rolled back; the other's committed.
-    assert_eq!(tokens(&db), 2, "the 10-day token and Ada's remain");
+    assert_eq!(db.tokens(), 2, "the 10-day token and Ada's remain");
 
     let metrics = api.metrics().await;
-    let tx = |exit: &str| {
-        metric(
-            &metrics,
-            "provision_service_releases_total",
-            &[r#"service="Tx""#, &format!("exit=\"{exit}\"")],
-        )
-    };
-    assert_eq!(tx("panic"), 1.0, "{metrics}");
-    assert_eq!(tx("success"), 1.0, "{metrics}");
-    for service in ["Conn", "Tx"] {
-        let label = format!("service=\"{service}\"");
-        assert_eq!(
-            metric(&metrics, "provision_service_acquisitions_total", &[&label]),
-            2.0,
-            "{service}: one per job that ran"
-        );
-        assert_eq!(
-            metric(&metrics, "provision_service_releases_total", &[&label]),
-            2.0,
-            "{service}: released once per job"
-        );
-    }
+    assert_eq!(tx_releases(&metrics, "panic"), 1.0, "{metrics}");
+    assert_eq!(tx_releases(&metrics, "success"), 1.0, "{metrics}");
+    assert_conn_and_tx_acquired_and_released(&metrics, 2.0, "job that ran");
     assert_eq!(request_services_held(&metrics), 0.0);
     db.no_worker_connections_left().await;
     // The isolate serves on, and Ada's token works.

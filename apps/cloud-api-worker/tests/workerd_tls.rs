@@ -19,15 +19,14 @@
 //! Run by `scripts/test-worker` (it provides `WORKERD` and the build);
 //! `cargo test` alone lists these as ignored.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cloud_api::domain::NewUser;
-use cloud_api::store::{Database, PostgresMode};
 use serde_json::Value;
+use support::{Options, TestDb, Workerd, env_path, migrated_db};
 use throwaway_postgres::{Certificates, Cluster, ClusterOptions};
 
 /// The host name the test certificate is issued for; `127.0.0.1` reaches
@@ -43,17 +42,9 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let var = |name: &str| -> PathBuf {
-        let value = std::env::var_os(name).unwrap_or_else(|| {
-            panic!("{name} is not set: run these tests through scripts/test-worker, which builds the Worker and installs workerd")
-        });
-        let path = PathBuf::from(value);
-        assert!(path.exists(), "{name}={} does not exist", path.display());
-        path
-    };
     Setup {
-        workerd: var("WORKERD"),
-        build: var("CLOUD_API_WORKER_BUILD"),
+        workerd: env_path("WORKERD"),
+        build: env_path("CLOUD_API_WORKER_BUILD"),
     }
 }
 
@@ -86,46 +77,10 @@ fn plain_server() -> &'static Cluster {
     throwaway_postgres::shared()
 }
 
-/// A fresh database with the schema and a user with a token.
-struct TestDb {
-    cluster: &'static Cluster,
-    name: String,
-    token: String,
-}
-
-async fn test_db(cluster: &'static Cluster) -> TestDb {
-    let name = cluster.create_database().expect("a fresh database");
-    // Migrations run natively, never from a Worker.
-    let db = Database::connect_postgres(
-        &cluster.url(&name),
-        PostgresMode::PerRequest,
-        1,
-        Duration::from_secs(5),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    db.migrate().await.expect("migrations apply");
-    let connection = db.acquire().await.unwrap();
-    let (ada, _) = connection
-        .find_or_create_user(&NewUser {
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-        })
-        .await
-        .unwrap();
-    let token = connection.create_token(ada.id).await.unwrap().token;
-    connection.close().await;
-    TestDb {
-        cluster,
-        name,
-        token,
-    }
-}
-
 impl TestDb {
     /// The database URL on `host` with `query` appended (`?sslmode=...`).
     fn url(&self, host: &str, query: &str) -> String {
-        let url = self.cluster.url(&self.name).replace("127.0.0.1", host);
+        let url = self.url.replace("127.0.0.1", host);
         format!("{url}{query}")
     }
 
@@ -211,109 +166,17 @@ async fn assert_503(db: &TestDb, workerd: &Workerd, needles: &[&str]) -> String 
 // ---------------------------------------------------------------------------
 // workerd
 
-/// workerd serving the build with `DATABASE_URL`, trusting the test CA or
-/// not; killed when dropped.
-struct Workerd {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
 impl Workerd {
+    /// workerd serving the build with `DATABASE_URL`, trusting the test CA
+    /// or not.
     async fn start(database_url: &str, trust_test_ca: bool) -> Workerd {
         let setup = setup();
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "cloud-api-worker-tls-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["index.js", "index_bg.wasm"] {
-            std::fs::copy(setup.build.join(file), dir.join(file))
-                .unwrap_or_else(|e| panic!("{}: {e}", setup.build.join(file).display()));
-        }
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::copy(manifest.join("trigger.js"), dir.join("trigger.js")).unwrap();
-        // The checked-in configuration, on this test's ports, and with the
-        // test CA added to what the outbound network trusts.
-        let mut config =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workerd.capnp"))
-                .unwrap()
-                .replace("build/index.js", "index.js")
-                .replace("build/index_bg.wasm", "index_bg.wasm")
-                .replace("127.0.0.1:8787", &format!("127.0.0.1:{port}"))
-                .replace("127.0.0.1:8788", &format!("127.0.0.1:{}", free_port()));
-        if trust_test_ca {
-            std::fs::write(dir.join("ca.pem"), &certificates().ca_pem).unwrap();
-            let network = r#"network = (allow = ["public", "private", "local"])"#;
-            assert!(
-                config.contains(network),
-                "workerd.capnp no longer has `{network}`: update this test"
-            );
-            config = config.replace(
-                network,
-                r#"network = (allow = ["public", "private", "local"], tlsOptions = (trustedCertificates = [embed "ca.pem"]))"#,
-            );
-        }
-        std::fs::write(dir.join("workerd.capnp"), config).unwrap();
-        let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
-        let child = Command::new(&setup.workerd)
-            // --experimental: the checked-in configuration's cron trigger
-            // Worker needs it (see workerd.capnp).
-            .args(["serve", "workerd.capnp", "--verbose", "--experimental"])
-            .current_dir(&dir)
-            .env("DATABASE_URL", database_url)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("workerd starts");
-        let mut workerd = Workerd { child, port, dir };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = workerd.child.try_wait().unwrap() {
-                panic!("workerd exited ({status}):\n{}", workerd.log());
-            }
-            let ready = reqwest::get(workerd.url("/api/health")).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "workerd did not answer within 20 s:\n{}",
-                workerd.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        workerd
+        let options = Options {
+            trusted_ca: trust_test_ca.then(|| certificates().ca_pem.as_str()),
+            ..Options::default()
+        };
+        Workerd::serve(&setup.workerd, &setup.build, database_url, options).await
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("workerd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let _ = writeln!(std::io::stderr(), "--- workerd log ---\n{}", self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------
@@ -322,7 +185,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn prefer_encrypts_when_the_server_offers_tls_and_disable_never_does() {
-    let db = test_db(tls_server()).await;
+    let db = migrated_db(tls_server()).await;
     for (query, encrypted) in [
         ("", true),
         ("?sslmode=prefer", true),
@@ -340,7 +203,7 @@ async fn prefer_encrypts_when_the_server_offers_tls_and_disable_never_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn prefer_stays_plain_without_tls_or_with_a_certificate_workerd_refuses() {
-    let plain = test_db(plain_server()).await;
+    let plain = migrated_db(plain_server()).await;
     let workerd = Workerd::start(&plain.url("127.0.0.1", ""), true).await;
     assert!(
         !plain.worker_session_encrypted(&workerd).await,
@@ -350,7 +213,7 @@ async fn prefer_stays_plain_without_tls_or_with_a_certificate_workerd_refuses() 
 
     // The CA is not trusted: the handshake fails, and prefer retries
     // without TLS, as libpq does.
-    let tls = test_db(tls_server()).await;
+    let tls = migrated_db(tls_server()).await;
     let workerd = Workerd::start(&tls.url(CERTIFIED_HOST, "?sslmode=prefer"), false).await;
     assert!(
         !tls.worker_session_encrypted(&workerd).await,
@@ -361,7 +224,7 @@ async fn prefer_stays_plain_without_tls_or_with_a_certificate_workerd_refuses() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn require_and_verify_modes_encrypt_with_a_trusted_certificate() {
-    let db = test_db(tls_server()).await;
+    let db = migrated_db(tls_server()).await;
     for mode in ["require", "verify-ca", "verify-full"] {
         let url = db.url(CERTIFIED_HOST, &format!("?sslmode={mode}"));
         let workerd = Workerd::start(&url, true).await;
@@ -376,7 +239,7 @@ async fn require_and_verify_modes_encrypt_with_a_trusted_certificate() {
 #[ignore = "run by scripts/test-worker"]
 async fn require_and_verify_modes_answer_503_when_tls_cannot_be_had() {
     // No TLS on the server.
-    let plain = test_db(plain_server()).await;
+    let plain = migrated_db(plain_server()).await;
     for mode in ["require", "verify-full"] {
         let workerd =
             Workerd::start(&plain.url("127.0.0.1", &format!("?sslmode={mode}")), true).await;
@@ -388,7 +251,7 @@ async fn require_and_verify_modes_answer_503_when_tls_cannot_be_had() {
         .await;
     }
 
-    let tls = test_db(tls_server()).await;
+    let tls = migrated_db(tls_server()).await;
     // A host name the certificate does not carry.
     let workerd = Workerd::start(&tls.url("127.0.0.1", "?sslmode=verify-full"), true).await;
     let message = assert_503(&tls, &workerd, &["TLS handshake", "sslmode=verify-full"]).await;
@@ -405,7 +268,7 @@ async fn require_and_verify_modes_answer_503_when_tls_cannot_be_had() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test-worker"]
 async fn channel_binding_require_answers_503_naming_what_to_use() {
-    let db = test_db(tls_server()).await;
+    let db = migrated_db(tls_server()).await;
     let url = db.url(
         CERTIFIED_HOST,
         "?sslmode=verify-full&channel_binding=require",

@@ -48,13 +48,24 @@ impl Drop for DropFlag {
     }
 }
 
-struct Older;
-impl Provide for Older {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(Older)
-    }
+/// Declares a unit service of `lifetime`, built from nothing, with the
+/// steps given (the ones left out keep `Provide`'s defaults).
+macro_rules! service {
+    ($(#[$doc:meta])* $name:ident: $lifetime:ty { $($steps:tt)* }) => {
+        $(#[$doc])*
+        struct $name;
+        impl Provide for $name {
+            type Lifetime = $lifetime;
+            type Deps = ();
+            async fn build(_: ()) -> Result<Self, Error> {
+                Ok($name)
+            }
+            $($steps)*
+        }
+    };
+}
+
+service!(Older: Request {
     async fn settle(&self, exit: Exit) -> Result<(), Error> {
         event(format!("Older settled {exit:?}"));
         Ok(())
@@ -63,91 +74,68 @@ impl Provide for Older {
         event(format!("Older released {exit:?}"));
         Ok(())
     }
-}
+});
 
-/// Its release never finishes.
-struct HungRelease;
-impl Provide for HungRelease {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(HungRelease)
+service!(
+    /// Its release never finishes.
+    HungRelease: Request {
+        async fn release(self, _: Exit) -> Result<(), Error> {
+            let _flag = DropFlag(&HUNG_DROPPED);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
     }
-    async fn release(self, _: Exit) -> Result<(), Error> {
-        let _flag = DropFlag(&HUNG_DROPPED);
-        std::future::pending::<()>().await;
-        Ok(())
-    }
-}
+);
 
-/// Its settle never finishes.
-struct HungSettle;
-impl Provide for HungSettle {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(HungSettle)
+service!(
+    /// Its settle never finishes.
+    HungSettle: Request {
+        async fn settle(&self, _: Exit) -> Result<(), Error> {
+            std::future::pending().await
+        }
     }
-    async fn settle(&self, _: Exit) -> Result<(), Error> {
-        std::future::pending().await
-    }
-}
+);
 
-struct Newer;
-impl Provide for Newer {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(Newer)
-    }
+service!(Newer: Request {
     async fn release(self, exit: Exit) -> Result<(), Error> {
         event(format!("Newer released {exit:?}"));
         Ok(())
     }
+});
+
+/// A release that takes three seconds, then records `name released`.
+async fn release_slowly(name: &str) -> Result<(), Error> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    event(format!("{name} released"));
+    Ok(())
 }
 
-/// Its release takes three seconds.
-struct Slow;
-impl Provide for Slow {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(Slow)
+service!(
+    /// Its release takes three seconds.
+    Slow: Request {
+        async fn release(self, _: Exit) -> Result<(), Error> {
+            release_slowly("Slow").await
+        }
     }
-    async fn release(self, _: Exit) -> Result<(), Error> {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        event("Slow released");
-        Ok(())
-    }
-}
+);
 
-/// Its release takes three seconds too, but it may.
-struct SlowButAllowed;
-impl Provide for SlowButAllowed {
-    type Lifetime = Request;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(SlowButAllowed)
+service!(
+    /// Its release takes three seconds too, but it may.
+    SlowButAllowed: Request {
+        async fn release(self, _: Exit) -> Result<(), Error> {
+            release_slowly("SlowButAllowed").await
+        }
     }
-    async fn release(self, _: Exit) -> Result<(), Error> {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        event("SlowButAllowed released");
-        Ok(())
-    }
-}
+);
 
-/// An app service whose release at shutdown never finishes.
-struct HungPool;
-impl Provide for HungPool {
-    type Lifetime = App;
-    type Deps = ();
-    async fn build(_: ()) -> Result<Self, Error> {
-        Ok(HungPool)
+service!(
+    /// An app service whose release at shutdown never finishes.
+    HungPool: App {
+        async fn release(self, _: Exit) -> Result<(), Error> {
+            std::future::pending().await
+        }
     }
-    async fn release(self, _: Exit) -> Result<(), Error> {
-        std::future::pending().await
-    }
-}
+);
 
 /// Counts what the observer is told of abandoned steps.
 #[derive(Clone, Default)]
@@ -183,11 +171,17 @@ fn bounded(observer: &Abandoned) -> RegistryBuilder {
         .observer(observer.clone())
 }
 
+/// Runs a test alone (the statics are shared), from no recorded events:
+/// the guard to hold for the whole test, and a fresh observer.
+async fn alone() -> (tokio::sync::MutexGuard<'static, ()>, Abandoned) {
+    let serial = SERIAL.lock().await;
+    events();
+    (serial, Abandoned::default())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_release_that_never_finishes_is_abandoned_counted_and_the_others_still_release() {
-    let _serial = SERIAL.lock().await;
-    events();
-    let observer = Abandoned::default();
+    let (_serial, observer) = alone().await;
     let registry = bounded(&observer).build().await.unwrap();
     let scope = registry.open_scope();
     drop(scope.resolve::<Older>().await.unwrap());
@@ -218,9 +212,7 @@ async fn a_release_that_never_finishes_is_abandoned_counted_and_the_others_still
 
 #[tokio::test(start_paused = true)]
 async fn a_settle_that_never_finishes_fails_the_request_with_503_and_older_services_roll_back() {
-    let _serial = SERIAL.lock().await;
-    events();
-    let observer = Abandoned::default();
+    let (_serial, observer) = alone().await;
     let registry = bounded(&observer).build().await.unwrap();
     let scope = registry.open_scope();
     drop(scope.resolve::<Older>().await.unwrap());
@@ -254,9 +246,7 @@ async fn a_settle_that_never_finishes_fails_the_request_with_503_and_older_servi
 
 #[tokio::test(start_paused = true)]
 async fn a_service_s_own_bound_replaces_the_default() {
-    let _serial = SERIAL.lock().await;
-    events();
-    let observer = Abandoned::default();
+    let (_serial, observer) = alone().await;
     let registry = bounded(&observer)
         .step_timeout_for::<SlowButAllowed>(Duration::from_secs(5))
         .build()
@@ -281,8 +271,7 @@ async fn a_service_s_own_bound_replaces_the_default() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_abandons_an_app_release_that_never_finishes() {
-    let _serial = SERIAL.lock().await;
-    let observer = Abandoned::default();
+    let (_serial, observer) = alone().await;
     let registry = bounded(&observer)
         .register::<HungPool>()
         .build()

@@ -2,8 +2,8 @@
 //! freshly migrated, empty database.
 
 use cloud_api::domain::{
-    MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation, Page, Role, ScopeKind,
-    SourceKind, SourcePatch, User,
+    MyOrganisation, NewOrganisation, NewSource, NewUser, Organisation, Page, Role, Scope,
+    ScopeKind, SourceKind, SourcePatch, User,
 };
 use cloud_api::store::{Connection, Database, StoreError};
 use serde_json::json;
@@ -36,6 +36,48 @@ async fn ada_in_two_organisations(c: &Connection) -> (User, User, Organisation, 
         .unwrap();
     c.add_member(globex.id, ada.id, Role::Member).await.unwrap();
     (ada, grace, acme, globex)
+}
+
+/// Ada (user 1), admin of Acme: the first of her scopes, Acme's own.
+async fn acme_scope(c: &Connection) -> Scope {
+    let ada = user(c, 1).await;
+    c.create_organisation(ada.id, &org("Acme")).await.unwrap();
+    c.scopes_of_user(ada.id).await.unwrap().remove(0)
+}
+
+/// Ada admin of Acme, and Grace (user 2) a member of it.
+async fn grace_member_of_acme(c: &Connection) -> (User, User, Organisation) {
+    let ada = user(c, 1).await;
+    let grace = user(c, 2).await;
+    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
+    c.add_member(acme.id, grace.id, Role::Member).await.unwrap();
+    (ada, grace, acme)
+}
+
+/// Each member of `org_id` with their role, in the store's order.
+async fn roles(c: &Connection, org_id: i64) -> Vec<(i64, Role)> {
+    c.list_members(org_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.user_id, m.role))
+        .collect()
+}
+
+/// A patch that renames a source, and nothing else.
+fn patch_name(name: &str) -> SourcePatch {
+    SourcePatch {
+        name: Some(name.into()),
+        ..SourcePatch::default()
+    }
+}
+
+/// A patch that changes a source's url, and nothing else.
+fn patch_url(url: &str) -> SourcePatch {
+    SourcePatch {
+        url: Some(url.into()),
+        ..SourcePatch::default()
+    }
 }
 
 fn org(name: &str) -> NewOrganisation {
@@ -450,14 +492,10 @@ pub async fn members_add_list_change_remove(db: &Database) {
         ),
         (grace.id, "User 2", "user2@example.com", Role::Member)
     );
-    let roles: Vec<_> = c
-        .list_members(acme.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| (m.user_id, m.role))
-        .collect();
-    assert_eq!(roles, vec![(ada.id, Role::Admin), (grace.id, Role::Member)]);
+    assert_eq!(
+        roles(&c, acme.id).await,
+        vec![(ada.id, Role::Admin), (grace.id, Role::Member)]
+    );
 
     let scopes = c.scopes_of_user(grace.id).await.unwrap();
     assert_eq!(scopes.len(), 2);
@@ -496,10 +534,7 @@ pub async fn members_add_list_change_remove(db: &Database) {
 
 pub async fn members_errors(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    let grace = user(&c, 2).await;
-    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    c.add_member(acme.id, grace.id, Role::Member).await.unwrap();
+    let (ada, grace, acme) = grace_member_of_acme(&c).await;
 
     assert_conflict(
         c.add_member(acme.id, grace.id, Role::Admin).await,
@@ -514,24 +549,17 @@ pub async fn members_errors(db: &Database) {
     assert!(c.list_members(999).await.unwrap().is_empty());
 
     // Nothing above changed anything.
-    let roles: Vec<_> = c
-        .list_members(acme.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| (m.user_id, m.role))
-        .collect();
-    assert_eq!(roles, vec![(ada.id, Role::Admin), (grace.id, Role::Member)]);
+    assert_eq!(
+        roles(&c, acme.id).await,
+        vec![(ada.id, Role::Admin), (grace.id, Role::Member)]
+    );
     assert_eq!(c.scopes_of_user(grace.id).await.unwrap().len(), 2);
     c.close().await;
 }
 
 pub async fn members_last_admin_stays(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    let grace = user(&c, 2).await;
-    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    c.add_member(acme.id, grace.id, Role::Member).await.unwrap();
+    let (ada, grace, acme) = grace_member_of_acme(&c).await;
 
     assert_conflict(c.remove_member(acme.id, ada.id).await, "at least one admin");
     assert_conflict(
@@ -558,23 +586,13 @@ pub async fn members_last_admin_stays(db: &Database) {
         "at least one admin",
     );
     c.remove_member(acme.id, ada.id).await.unwrap();
-    let roles: Vec<_> = c
-        .list_members(acme.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| (m.user_id, m.role))
-        .collect();
-    assert_eq!(roles, vec![(grace.id, Role::Admin)]);
+    assert_eq!(roles(&c, acme.id).await, vec![(grace.id, Role::Admin)]);
     c.close().await;
 }
 
 pub async fn members_removal_deletes_user_scope_and_sources(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    let grace = user(&c, 2).await;
-    let acme = c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    c.add_member(acme.id, grace.id, Role::Member).await.unwrap();
+    let (_ada, grace, acme) = grace_member_of_acme(&c).await;
     let scopes = c.scopes_of_user(grace.id).await.unwrap();
     let (org_scope, own_scope) = (&scopes[0], &scopes[1]);
     let private = c
@@ -631,9 +649,7 @@ pub async fn scopes_get_and_of_user(db: &Database) {
 
 pub async fn sources_crud(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    let scope = c.scopes_of_user(ada.id).await.unwrap().remove(0);
+    let scope = acme_scope(&c).await;
 
     let created = c
         .create_source(scope.id, &source("petstore"))
@@ -693,14 +709,7 @@ pub async fn sources_crud(db: &Database) {
     assert_eq!(c.get_source(scope.id, created.id).await.unwrap(), patched);
 
     let renamed = c
-        .update_source(
-            scope.id,
-            created.id,
-            &SourcePatch {
-                name: Some("pets".into()),
-                ..SourcePatch::default()
-            },
-        )
+        .update_source(scope.id, created.id, &patch_name("pets"))
         .await
         .unwrap();
     assert_eq!(
@@ -712,15 +721,8 @@ pub async fn sources_crud(db: &Database) {
     assert_not_found(c.get_source(scope.id, created.id).await);
     assert_not_found(c.delete_source(scope.id, created.id).await);
     assert_not_found(
-        c.update_source(
-            scope.id,
-            created.id,
-            &SourcePatch {
-                name: Some("x".into()),
-                ..SourcePatch::default()
-            },
-        )
-        .await,
+        c.update_source(scope.id, created.id, &patch_name("x"))
+            .await,
     );
     assert_eq!(c.list_sources(scope.id).await.unwrap(), vec![second]);
     c.close().await;
@@ -743,15 +745,8 @@ pub async fn sources_names_unique_within_scope_only(db: &Database) {
 
     let other = c.create_source(shared.id, &source("other")).await.unwrap();
     assert_conflict(
-        c.update_source(
-            shared.id,
-            other.id,
-            &SourcePatch {
-                name: Some("api".into()),
-                ..SourcePatch::default()
-            },
-        )
-        .await,
+        c.update_source(shared.id, other.id, &patch_name("api"))
+            .await,
         "name already exists",
     );
     assert_eq!(c.get_source(shared.id, other.id).await.unwrap(), other);
@@ -780,10 +775,7 @@ pub async fn sources_confined_to_their_scope(db: &Database) {
         c.update_source(
             acme_scope.id,
             secret.id,
-            &SourcePatch {
-                url: Some("https://evil.example.com".into()),
-                ..SourcePatch::default()
-            },
+            &patch_url("https://evil.example.com"),
         )
         .await,
     );
@@ -803,9 +795,7 @@ pub async fn sources_confined_to_their_scope(db: &Database) {
 
 pub async fn sources_invalid_input(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    let scope = c.scopes_of_user(ada.id).await.unwrap().remove(0);
+    let scope = acme_scope(&c).await;
 
     let mut bad = source("x");
     bad.url = "ftp://example.com".into();
@@ -831,15 +821,8 @@ pub async fn sources_invalid_input(db: &Database) {
         "config",
     );
     assert_invalid(
-        c.update_source(
-            scope.id,
-            ok.id,
-            &SourcePatch {
-                url: Some("not a url".into()),
-                ..SourcePatch::default()
-            },
-        )
-        .await,
+        c.update_source(scope.id, ok.id, &patch_url("not a url"))
+            .await,
         "url",
     );
     assert_eq!(c.get_source(scope.id, ok.id).await.unwrap(), ok);
@@ -848,9 +831,7 @@ pub async fn sources_invalid_input(db: &Database) {
 
 pub async fn sources_empty_patch_changes_nothing(db: &Database) {
     let c = conn(db).await;
-    let ada = user(&c, 1).await;
-    c.create_organisation(ada.id, &org("Acme")).await.unwrap();
-    let scope = c.scopes_of_user(ada.id).await.unwrap().remove(0);
+    let scope = acme_scope(&c).await;
     let created = c.create_source(scope.id, &source("s")).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let same = c
