@@ -110,6 +110,7 @@ fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
+                .with_timer(cloud_api::log_time::CachedUtc)
                 .with_writer(writer)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
