@@ -5,7 +5,6 @@
 mod support;
 
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -13,25 +12,9 @@ use axum::routing::get;
 use http::Request;
 use http_body::Body as _;
 use provision::{Dep, Exit};
-use provision_axum::{Background, BackgroundTask, ProvisionLayer};
-use support::{Conn, Knobs, exits, poll_once, registry};
+use provision_axum::ProvisionLayer;
+use support::{Collect, Conn, Knobs, exits, poll_once, registry};
 use tower_service::Service;
-
-/// A background that only collects its tasks, so the test decides when
-/// (and whether) they run.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<BackgroundTask>>>);
-
-impl Collect {
-    fn background(&self) -> Background {
-        let tasks = self.0.clone();
-        Background::new(move |task| tasks.lock().unwrap().push(task))
-    }
-
-    fn take(&self) -> Vec<BackgroundTask> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 fn request(path: &str, background: &Collect) -> Request<Body> {
     let mut request = Request::get(path).body(Body::empty()).unwrap();

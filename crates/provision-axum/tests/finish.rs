@@ -10,7 +10,7 @@
 mod support;
 
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,26 +18,10 @@ use axum::body::Body;
 use axum::routing::post;
 use http::{Request, StatusCode};
 use provision::{Dep, Exit};
-use provision_axum::{Background, BackgroundTask, Finish, ProvisionLayer};
-use support::{Conn, Knobs, exits, poll_once, registry};
+use provision_axum::{Finish, ProvisionLayer};
+use support::{Collect, Conn, Knobs, exits, poll_once, registry};
 use tokio::sync::Notify;
 use tower_service::Service;
-
-/// A background that only collects its tasks, so the test sees each one
-/// and decides when it runs.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<BackgroundTask>>>);
-
-impl Collect {
-    fn background(&self) -> Background {
-        let tasks = self.0.clone();
-        Background::new(move |task| tasks.lock().unwrap().push(task))
-    }
-
-    fn take(&self) -> Vec<BackgroundTask> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 fn request(path: &str, background: &Collect) -> Request<Body> {
     let mut request = Request::post(path).body(Body::empty()).unwrap();

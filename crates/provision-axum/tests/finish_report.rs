@@ -14,30 +14,10 @@ use axum::body::Body;
 use axum::routing::{patch, post};
 use http::{Request, StatusCode};
 use provision::Dep;
-use provision_axum::{Background, BackgroundTask, Finish, FinishOutcome, ProvisionLayer};
-use support::{Conn, Knobs, poll_once, registry};
+use provision_axum::{Background, Finish, FinishOutcome, ProvisionLayer};
+use support::{Collect, Conn, Knobs, poll_once, registry};
 use tokio::sync::Notify;
 use tower_service::Service;
-
-/// A background that only collects its tasks, so the test decides when a
-/// route whose client left runs on.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<BackgroundTask>>>);
-
-impl Collect {
-    fn background(&self) -> Background {
-        let tasks = self.0.clone();
-        Background::new(move |task| tasks.lock().unwrap().push(task))
-    }
-
-    /// Runs every task collected so far to its end.
-    async fn run_all(&self) {
-        let tasks = std::mem::take(&mut *self.0.lock().unwrap());
-        for task in tasks {
-            task.await;
-        }
-    }
-}
 
 /// What the reporter heard: method, route, outcome.
 type Heard = Arc<Mutex<Vec<(String, Option<String>, FinishOutcome)>>>;

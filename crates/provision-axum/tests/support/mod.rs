@@ -202,3 +202,28 @@ pub fn poll_once<F: std::future::Future>(
 ) -> std::task::Poll<F::Output> {
     future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
+
+/// A [`Background`](provision_axum::Background) that only collects its
+/// tasks, so the test sees each one and decides when (and whether) it runs.
+#[derive(Clone, Default)]
+pub struct Collect(pub std::sync::Arc<Mutex<Vec<provision_axum::BackgroundTask>>>);
+
+impl Collect {
+    /// The background to put in a request's extensions.
+    pub fn background(&self) -> provision_axum::Background {
+        let tasks = self.0.clone();
+        provision_axum::Background::new(move |task| tasks.lock().unwrap().push(task))
+    }
+
+    /// The tasks collected so far.
+    pub fn take(&self) -> Vec<provision_axum::BackgroundTask> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// Runs every task collected so far to its end.
+    pub async fn run_all(&self) {
+        for task in self.take() {
+            task.await;
+        }
+    }
+}
