@@ -444,9 +444,21 @@ async fn a_production_finish_route_commits_after_its_client_left() {
 /// back, and `/metrics` counts it `cut`.
 #[tokio::test]
 async fn a_production_finish_route_cut_after_its_client_left_is_counted_cut() {
-    let finish = Finish::within(Duration::from_millis(500));
+    // Long enough for the client to have left first on a loaded machine:
+    // a route cut while its client is still there answers it the 503 and
+    // is not a disconnect (with 500 ms, CI once saw the cut come first).
+    let finish = Finish::within(Duration::from_secs(3));
     let app = production(&finish).await;
     let (locker, observer) = app.leave_mid_insert("late@example.com").await;
+    eventually("the client's departure is counted", || {
+        finish.outcomes().disconnected == 1
+    })
+    .await;
+    assert_eq!(
+        finish.outcomes().cut_by_deadline,
+        0,
+        "the deadline cut the route before its client left"
+    );
     // The lock is held until the deadline has cut the route.
     eventually("the route is cut by its deadline", || {
         finish.outcomes().cut_by_deadline == 1
