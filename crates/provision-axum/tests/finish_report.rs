@@ -46,11 +46,7 @@ fn router(
     Router::new()
         .route(
             "/orders",
-            post(move |Dep(_conn): Dep<Conn>| async move {
-                g1.notified().await;
-                StatusCode::CREATED
-            })
-            .layer(finish.clone()),
+            post(move |Dep(_conn): Dep<Conn>| created_at(g1)).layer(finish.clone()),
         )
         .route(
             "/orders/{id}",
@@ -58,13 +54,15 @@ fn router(
         )
         .route(
             "/slow",
-            post(move |Dep(_conn): Dep<Conn>| async move {
-                g3.notified().await;
-                StatusCode::CREATED
-            })
-            .layer(short.clone()),
+            post(move |Dep(_conn): Dep<Conn>| created_at(g3)).layer(short.clone()),
         )
         .layer(ProvisionLayer::new(registry.clone()))
+}
+
+/// Waits for `gate`, then answers 201.
+async fn created_at(gate: Arc<Notify>) -> StatusCode {
+    gate.notified().await;
+    StatusCode::CREATED
 }
 
 /// Waits for `gate`, then panics.
