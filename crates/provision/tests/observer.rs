@@ -63,17 +63,23 @@ impl Provide for Late {
     }
 }
 
-/// A build that ends after its scope closed: the value is released at once
-/// (nobody else could), and the observer hears of that release, so its
-/// count of values held goes back to zero.
-#[tokio::test]
-async fn a_value_built_after_its_scope_ended_is_reported_released() {
+/// A registry whose observer is a fresh [`Heard`].
+async fn heard_registry() -> (Heard, Registry) {
     let heard = Heard::default();
     let registry = Registry::builder()
         .observer(heard.clone())
         .build()
         .await
         .unwrap();
+    (heard, registry)
+}
+
+/// A build that ends after its scope closed: the value is released at once
+/// (nobody else could), and the observer hears of that release, so its
+/// count of values held goes back to zero.
+#[tokio::test]
+async fn a_value_built_after_its_scope_ended_is_reported_released() {
+    let (heard, registry) = heard_registry().await;
     let scope = registry.open_scope();
     let build = tokio::spawn({
         let scope = scope.clone();
@@ -112,12 +118,7 @@ impl Provide for Refuses {
 /// with the failure the client hears.
 #[tokio::test]
 async fn a_failed_settle_is_counted_and_reported() {
-    let heard = Heard::default();
-    let registry = Registry::builder()
-        .observer(heard.clone())
-        .build()
-        .await
-        .unwrap();
+    let (heard, registry) = heard_registry().await;
     let scope = registry.open_scope();
     drop(scope.resolve::<Refuses>().await.unwrap());
     let error = scope

@@ -176,22 +176,7 @@ async fn every_metric_the_dashboard_queries_is_exposed_by_the_service() {
     let app = TestApp::start(Backend::Sqlite).await;
     let (_, token) = app.user("Ada", "ada@example.com").await;
     app.get("/api/health", &[], None).await.expect(200);
-    app.get("/api/users", &[], Some(&token)).await.expect(200);
-    app.get("/api/users/{id}", &[&999_999], Some(&token))
-        .await
-        .expect(404);
-    // A `finish` route (its outcome series start at zero).
-    app.post(
-        "/api/users",
-        &[],
-        Some(&token),
-        serde_json::json!({"name": "Grace", "email": "grace@example.com"}),
-    )
-    .await
-    .expect(201);
-    app.get("/api/users", &[], Some("not-a-token"))
-        .await
-        .expect(401);
+    app.users_traffic(&token).await;
     let scrape = reqwest::get(format!("http://{}/metrics", app.addr))
         .await
         .unwrap()

@@ -206,6 +206,27 @@ impl TestApp {
         }
     }
 
+    /// Some of every kind of users traffic, signed in with `token`: a list
+    /// (200), a user who does not exist (404), a create (201, a `finish`
+    /// route) and a token that does not exist (401).
+    pub async fn users_traffic(&self, token: &str) {
+        self.get("/api/users", &[], Some(token)).await.expect(200);
+        self.get("/api/users/{id}", &[&987_654], Some(token))
+            .await
+            .expect(404);
+        self.post(
+            "/api/users",
+            &[],
+            Some(token),
+            serde_json::json!({"name": "Grace", "email": "grace@example.com"}),
+        )
+        .await
+        .expect(201);
+        self.get("/api/users", &[], Some("not-a-real-token"))
+            .await
+            .expect(401);
+    }
+
     /// Creates a user and a token for them, directly in the database (the
     /// way `cloud-api token create` does).
     pub async fn user(&self, name: &str, email: &str) -> (i64, String) {
