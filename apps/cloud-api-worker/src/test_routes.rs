@@ -57,7 +57,8 @@ pub(crate) fn add(router: Router, registry: &Registry) -> Router {
         .route("/__test/sleep", get(sleep))
         .route("/__test/echo", axum::routing::post(echo))
         .layer(ProvisionLayer::new(registry.clone()));
-    router.merge(routes)
+    // Routes made here, not per request (see `cloud_api::http::router`).
+    router.merge(routes).with_state(())
 }
 
 /// Panics before asking for anything.

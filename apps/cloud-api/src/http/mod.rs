@@ -108,16 +108,20 @@ pub fn router_with_finish(
         .route("/metrics", get(observe::metrics))
         .with_state(observe::MetricsPage::new(metrics.clone(), metrics_token))
         .merge(api)
-        // One stack, so axum wraps each route once for both (every
-        // `Router::layer` call clones and boxes each route's service again
-        // per request). The request log and metrics are outermost, so their
-        // latency includes building services and settling them (a commit);
-        // inside them every handler and middleware gets the request's scope. `/metrics` asks for no
+        // One stack, so axum wraps each route once for both. The request
+        // log and metrics are outermost, so their latency includes building
+        // services and settling them (a commit); inside them every handler
+        // and middleware gets the request's scope. `/metrics` asks for no
         // service, so it opens no scope.
         .layer((
             axum::middleware::from_fn_with_state(metrics, observe::observe),
             ProvisionLayer::new(registry),
         ))
+        // The handlers take no state, so until `with_state` axum keeps each
+        // one as a boxed handler and turns it into a route, cloning and
+        // re-layering it, on every request it serves (`axum::serve` does
+        // this once; our server loops call the router directly).
+        .with_state(())
 }
 
 /// The list routes' budget: they share the group `lists`, which holds at
