@@ -27,6 +27,8 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod log_fields;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod log_time;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod log_writer;

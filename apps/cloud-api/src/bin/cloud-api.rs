@@ -98,7 +98,10 @@ fn main() -> ExitCode {
 /// longer than the request itself): a line is formatted on the request's
 /// thread and handed to a writer thread that writes the lines gathered in
 /// one `write(2)`, without dropping any (`cloud_api::log_writer`). The
-/// returned guard writes what is left when dropped: keep it until exit.
+/// line is tracing-subscriber's own text, its timestamp worked out once a
+/// second (`log_time`) and its fields written without painting
+/// (`log_fields`). The returned guard writes what is left when dropped:
+/// keep it until exit.
 fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -111,6 +114,7 @@ fn init_tracing() -> cloud_api::log_writer::FlushGuard {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_timer(cloud_api::log_time::CachedUtc)
+                .fmt_fields(cloud_api::log_fields::PlainFields)
                 .with_writer(writer)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )

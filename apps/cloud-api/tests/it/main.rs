@@ -26,6 +26,7 @@ mod disconnect;
 mod faults;
 mod hostile;
 mod jobs;
+mod log_fields;
 mod metrics;
 mod openapi_rules;
 mod outage;

@@ -1,0 +1,133 @@
+//! `cloud_api::log_fields::PlainFields` writes what tracing-subscriber's
+//! `DefaultFields` writes, byte for byte: the same events through two
+//! subscribers that differ only in their field formatter, without colours
+//! and with them.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use cloud_api::log_fields::PlainFields;
+use tracing_subscriber::fmt::format::DefaultFields;
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Outer(Inner);
+#[derive(Debug)]
+struct Inner;
+impl std::fmt::Display for Outer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request failed")
+    }
+}
+impl std::fmt::Display for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database said \"no\"")
+    }
+}
+impl std::error::Error for Outer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+impl std::error::Error for Inner {}
+
+/// Every kind of field the server's lines carry, and the ones that need
+/// care: quotes, terminal escapes in the message and in values, raw
+/// identifiers, errors with sources, spans' fields.
+fn events() {
+    let id = String::from("2301");
+    let method = http::Method::GET;
+    tracing::info!(
+        id = %id,
+        method = %method,
+        route = %"/api/users/{id}",
+        status = 200u16,
+        latency_us = 47u64,
+        "answered"
+    );
+    tracing::warn!(
+        offset = -3i64,
+        ratio = 0.5f64,
+        ready = true,
+        big = u128::MAX,
+        "mixed"
+    );
+    tracing::info!(name = "quoted \"value\"\twith a tab", "a str field");
+    tracing::info!(note = %"escape \x1b[31m in a display value", "display");
+    tracing::info!("a message with an escape \x1b[2J and \"quotes\"");
+    tracing::info!(r#type = "raw", "a raw identifier");
+    tracing::error!(
+        error = &Outer(Inner) as &(dyn std::error::Error + 'static),
+        "with sources"
+    );
+    tracing::error!(
+        error = &Inner as &(dyn std::error::Error + 'static),
+        "no sources"
+    );
+    tracing::info!(value = ?Some(vec![1, 2]), "debug");
+    tracing::info!(only = 1u64);
+    tracing::info!(empty = "", "");
+    let span = tracing::info_span!("request", id = 7u64, method = %"POST", path = "/x");
+    span.in_scope(|| {
+        tracing::info!(step = "inside", "in a span");
+        span.record("path", "/y");
+        tracing::info!("after a record");
+    });
+}
+
+fn formatted(plain: bool, ansi: bool) -> String {
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(ansi)
+        .without_time();
+    if plain {
+        tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), events);
+    } else {
+        tracing::subscriber::with_default(
+            builder.fmt_fields(DefaultFields::new()).finish(),
+            events,
+        );
+    }
+    String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn plain_fields_write_what_default_fields_write() {
+    for ansi in [false, true] {
+        let default = formatted(false, ansi);
+        let plain = formatted(true, ansi);
+        // The events all reached the log (a formatter that wrote nothing
+        // would compare equal to one that also wrote nothing).
+        assert_eq!(default.lines().count(), 13, "ansi {ansi}:\n{default}");
+        assert!(default.contains("answered"), "{default}");
+        for (line, (d, p)) in default.lines().zip(plain.lines()).enumerate() {
+            assert_eq!(p, d, "ansi {ansi}, line {line}");
+        }
+        assert_eq!(plain, default, "ansi {ansi}");
+    }
+}
+
+#[test]
+fn the_access_line_reads_as_before() {
+    let text = formatted(true, false);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.ends_with(
+            "answered id=2301 method=GET route=/api/users/{id} status=200 latency_us=47"
+        ),
+        "{first}"
+    );
+}
