@@ -16,6 +16,20 @@ use worker::{Context, HttpRequest, IntoResponse as _};
 /// happen while the body is produced: the response's services are released
 /// after its last byte and before the body reports its end, inside the
 /// request.
+///
+/// Build the router once per isolate and finish it with
+/// `.with_state(())`. Handlers that take their services through provision
+/// usually take no axum state, and until `with_state` is called axum keeps
+/// each one as a boxed handler that it clones and turns into a route on
+/// every request it serves (`axum::serve` does this once natively; a Worker
+/// calls the router directly).
+///
+/// ```ignore
+/// let router = axum::Router::new()
+///     .route("/api/health", axum::routing::get(health))
+///     .layer(provision_axum::ProvisionLayer::new(registry))
+///     .with_state(());
+/// ```
 pub async fn serve(
     mut router: axum::Router,
     mut request: HttpRequest,
