@@ -165,10 +165,15 @@ fn main() {
         .block_on(Registry::builder().register::<Noop>().build())
         .expect("the bench registry builds");
 
-    let plain = routes();
-    let layered = routes().layer(ProvisionLayer::new(registry.clone()));
-    let identity = routes().layer(Identity::new());
-    let outside = ProvisionLayer::new(registry.clone()).layer(routes());
+    // Each router finished with `with_state(())`, as `axum::serve` finishes
+    // it: without it axum turns each handler into a route again on every
+    // request, and that cost, not the layer's, is what would be measured.
+    let plain = routes().with_state::<()>(());
+    let layered = routes()
+        .layer(ProvisionLayer::new(registry.clone()))
+        .with_state::<()>(());
+    let identity = routes().layer(Identity::new()).with_state::<()>(());
+    let outside = ProvisionLayer::new(registry.clone()).layer(routes().with_state::<()>(()));
 
     let mut medians = Vec::new();
     let mut group = c.benchmark_group("layer");
