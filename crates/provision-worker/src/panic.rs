@@ -58,29 +58,39 @@ export function provision_worker_trapped() {
   answerAll();
 }
 
+// The watch on the request's signal is made only if the event is still
+// running after its first poll: most answers (a health check, anything
+// refused at extraction) are ready at once, and for them no listener, no
+// promise and no Rust callback is made.
 export function provision_worker_watch(request) {
-  let settle;
-  const left = new Promise((resolve) => { settle = resolve; });
-  const signal = request.signal;
-  const onAbort = () => settle(true);
-  if (signal && signal.aborted) {
-    settle(true);
-  } else if (signal) {
-    signal.addEventListener("abort", onAbort, { once: true });
-  }
-  // Settled when the event ends either way, so nothing waits on the
-  // promise (and the Rust side's callbacks are freed) after the request.
-  const done = () => {
-    if (signal) signal.removeEventListener("abort", onAbort);
-    settle(false);
-  };
-  return { left, done };
+  return { signal: request.signal, left: null, settle: null, onAbort: null };
 }
 
 export function provision_worker_left(watch) {
+  if (watch.left === null) {
+    watch.left = new Promise((resolve) => { watch.settle = resolve; });
+    const signal = watch.signal;
+    if (signal && signal.aborted) {
+      watch.settle(true);
+    } else if (signal) {
+      watch.onAbort = () => watch.settle(true);
+      signal.addEventListener("abort", watch.onAbort, { once: true });
+    }
+  }
   return watch.left;
 }
 
+// Settles the watch when the event ends either way, so nothing waits on
+// its promise (and the Rust side's callbacks are freed) after the request.
+function done(watch) {
+  if (watch.onAbort !== null) watch.signal.removeEventListener("abort", watch.onAbort);
+  if (watch.settle !== null) watch.settle(false);
+}
+
+// The event's promise raced against a JSON 500 if the instance traps
+// first. The answer to a trap only resolves `trapped`; the 500 is built in
+// this event's own continuation, since a `Response` made while another
+// request runs (the one that trapped) would belong to that request.
 export function provision_worker_guard(main, watch) {
   let answer;
   const trapped = new Promise((resolve) => { answer = resolve; });
@@ -90,7 +100,7 @@ export function provision_worker_guard(main, watch) {
     { status: 500, headers: { "content-type": "application/json" } }));
   return Promise.race([main, panicked]).finally(() => {
     waiting.delete(answer);
-    watch.done();
+    done(watch);
   });
 }
 "#)]
@@ -142,17 +152,20 @@ where
 {
     install_panic_hook();
     let watch = provision_worker_watch(request.as_ref());
-    let left = JsFuture::from(provision_worker_left(&watch));
+    let guarded = watch.clone();
     let main = wasm_bindgen_futures::future_to_promise(std::panic::AssertUnwindSafe(async move {
         let ctx = Context::new(ctx);
         // Boxed so that it can be dropped on the spot if the client leaves.
         let mut work: Pin<Box<_>> = Box::pin(CatchUnwind::new(respond(request, env, ctx, handler)));
-        let mut left = left;
+        // Watched from the first time the work waits (see the JavaScript
+        // above): an event answered in its first poll watches nothing.
+        let mut left: Option<JsFuture> = None;
         let outcome = poll_fn(|cx| {
             if let Poll::Ready(outcome) = work.as_mut().poll(cx) {
                 return Poll::Ready(Some(outcome));
             }
-            match Pin::new(&mut left).poll(cx) {
+            let left = left.get_or_insert_with(|| JsFuture::from(provision_worker_left(&watch)));
+            match Pin::new(left).poll(cx) {
                 Poll::Ready(Ok(value)) if value.is_truthy() => Poll::Ready(None),
                 _ => Poll::Pending,
             }
@@ -180,7 +193,7 @@ where
         };
         response.map(JsValue::from).map_err(JsValue::from)
     }));
-    provision_worker_guard(&main, &watch)
+    provision_worker_guard(&main, &guarded)
 }
 
 /// The event itself: the request converted, the handler run, its response
