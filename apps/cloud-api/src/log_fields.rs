@@ -91,6 +91,24 @@ impl PlainVisitor<'_> {
         self.is_empty = false;
     }
 
+    /// One field: written here by `value` if it is plain, else by
+    /// `DefaultVisitor` through `default`; nothing after a failed write.
+    fn record(
+        &mut self,
+        field: &Field,
+        value: impl FnOnce(&mut Writer<'_>) -> fmt::Result,
+        default: impl FnOnce(&mut DefaultVisitor<'_>),
+    ) {
+        if self.result.is_err() {
+            return;
+        }
+        if self.plain(field) {
+            self.write(field, value);
+        } else {
+            self.delegate(default);
+        }
+    }
+
     /// `name=` then the value, after a space unless it is the first field.
     fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         let writer = &mut self.writer;
@@ -108,54 +126,41 @@ impl PlainVisitor<'_> {
 
 impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.plain(field) {
-            self.write(field, |w| write!(w, "{value:?}"));
-        } else {
-            self.delegate(|default| default.record_str(field, value));
-        }
+        self.record(
+            field,
+            |w| write!(w, "{value:?}"),
+            |default| default.record_str(field, value),
+        );
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.plain(field) {
-            self.write(field, |w| write!(w, "{value}"));
-        } else {
-            self.delegate(|default| default.record_u64(field, value));
-        }
+        self.record(
+            field,
+            |w| write!(w, "{value}"),
+            |default| default.record_u64(field, value),
+        );
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.plain(field) {
-            self.write(field, |w| write!(w, "{value}"));
-        } else {
-            self.delegate(|default| default.record_i64(field, value));
-        }
+        self.record(
+            field,
+            |w| write!(w, "{value}"),
+            |default| default.record_i64(field, value),
+        );
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.result.is_err() {
-            return;
+        if self.result.is_ok() {
+            self.delegate(|default| default.record_error(field, value));
         }
-        self.delegate(|default| default.record_error(field, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
-            return;
-        }
-        if self.plain(field) {
-            self.write(field, |w| write!(w, "{value:?}"));
-        } else {
-            self.delegate(|default| default.record_debug(field, value));
-        }
+        self.record(
+            field,
+            |w| write!(w, "{value:?}"),
+            |default| default.record_debug(field, value),
+        );
     }
 }
 
