@@ -80,7 +80,12 @@ impl PlainVisitor<'_> {
     /// Whether `field` is written here rather than by `DefaultVisitor`.
     fn plain(&self, field: &Field) -> bool {
         let name = field.name();
-        !self.writer.has_ansi_escapes() && name != "message" && !name.starts_with("r#")
+        // `log.*`: the fields of a `log` record, which `DefaultVisitor`
+        // leaves out when tracing-subscriber's `tracing-log` feature is on.
+        !self.writer.has_ansi_escapes()
+            && name != "message"
+            && !name.starts_with("r#")
+            && !name.starts_with("log.")
     }
 
     /// `DefaultVisitor` writes this field, on the same line.
