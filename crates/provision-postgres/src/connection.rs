@@ -88,6 +88,89 @@ impl Drop for InFlight<'_> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The future of [`PgConnection::deadline`], written out rather than as
+    /// an `async fn`, which would hold `work` twice (its argument and the
+    /// future it awaits are kept apart) and copy it again on its first poll.
+    #[must_use = "futures do nothing unless polled"]
+    struct Deadline<'c, F> {
+        // Emptied when the deadline passes, so the statement is dropped
+        // before its cancel request is sent, as it always was.
+        #[pin]
+        work: Option<crate::timer::Within<'c, F>>,
+        // Made on the first poll: a deadline dropped before it ran
+        // abandoned no statement.
+        in_flight: Option<InFlight<'c>>,
+        // Only once the deadline has passed: boxed, off the path of
+        // statements that finish in time.
+        cancelling: Option<Pin<Box<dyn Future<Output = ()> + Send + 'c>>>,
+        conn: &'c PgConnection,
+    }
+}
+
+impl<F: Future> Future for Deadline<'_, F> {
+    type Output = Result<F::Output, PgError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.cancelling.is_none() {
+            let Some(work) = this.work.as_mut().as_pin_mut() else {
+                panic!("`PgConnection::deadline` polled after it completed");
+            };
+            if this.in_flight.is_none() {
+                *this.in_flight = Some(InFlight(Some(&this.conn.abandoned)));
+            }
+            let outcome = std::task::ready!(work.poll(cx));
+            if let Some(in_flight) = this.in_flight.take() {
+                in_flight.done();
+            }
+            this.work.set(None);
+            match outcome {
+                Some(outcome) => return Poll::Ready(Ok(outcome)),
+                // Cancelled here, and the connection marked broken.
+                None => *this.cancelling = Some(Box::pin(this.conn.cancel_running_statement())),
+            }
+        }
+        if let Some(cancelling) = this.cancelling.as_mut() {
+            std::task::ready!(cancelling.as_mut().poll(cx));
+            *this.cancelling = None;
+        }
+        let error = PgError::statement_timeout();
+        this.conn.record_failure(&error);
+        Poll::Ready(Err(error))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`PgConnection::guard`]: the deadline's, with the
+    /// statement's failure recorded on the connection.
+    #[must_use = "futures do nothing unless polled"]
+    struct Guard<'c, F> {
+        #[pin]
+        deadline: Deadline<'c, F>,
+    }
+}
+
+impl<T, F> Future for Guard<'_, F>
+where
+    F: Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    type Output = Result<T, PgError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let deadline = self.project().deadline;
+        let conn = deadline.conn;
+        let outcome = match std::task::ready!(deadline.poll(cx)) {
+            Ok(outcome) => outcome.map_err(PgError::from_query),
+            Err(timed_out) => Err(timed_out),
+        };
+        if let Err(error) = &outcome {
+            conn.record_failure(error);
+        }
+        Poll::Ready(outcome)
+    }
+}
+
 impl std::fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConnection")
@@ -189,18 +272,13 @@ impl PgConnection {
     /// let row = conn.guard(conn.client().query_one(&statement, &[&1i32])).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn guard<T>(
+    pub fn guard<T>(
         &self,
         statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<T, PgError> {
-        let outcome = match self.deadline(statement).await {
-            Ok(outcome) => outcome.map_err(PgError::from_query),
-            Err(timed_out) => Err(timed_out),
-        };
-        if let Err(error) = &outcome {
-            self.record_failure(error);
+    ) -> impl Future<Output = Result<T, PgError>> {
+        Guard {
+            deadline: self.bounded(statement),
         }
-        outcome
     }
 
     /// Runs `work` (statements on this connection, with errors of the
@@ -209,26 +287,23 @@ impl PgConnection {
     /// transaction failed, and the answer is a [`ErrorKind::Timeout`] error.
     /// Unlike [`guard`](Self::guard), a failure inside `work` is the
     /// caller's to record ([`fail_transaction`](Self::fail_transaction)).
-    pub async fn deadline<T>(&self, work: impl Future<Output = T>) -> Result<T, PgError> {
-        let in_flight = InFlight(Some(&self.abandoned));
-        let Some(timer) = &self.limits.timer else {
-            let outcome = work.await;
-            in_flight.done();
-            return Ok(outcome);
-        };
-        match crate::timer::within(&**timer, self.limits.statement_timeout, work).await {
-            Some(outcome) => {
-                in_flight.done();
-                Ok(outcome)
-            }
-            None => {
-                // Cancelled below, and the connection marked broken.
-                in_flight.done();
-                self.cancel_running_statement().await;
-                let error = PgError::statement_timeout();
-                self.record_failure(&error);
-                Err(error)
-            }
+    ///
+    /// The future holds `work` once, next to its timer: no copy of it is
+    /// made beyond the one any wrapper makes when it takes `work` in.
+    pub fn deadline<F: Future>(&self, work: F) -> impl Future<Output = Result<F::Output, PgError>> {
+        self.bounded(work)
+    }
+
+    fn bounded<F: Future>(&self, work: F) -> Deadline<'_, F> {
+        Deadline {
+            work: Some(crate::timer::within(
+                self.limits.timer.as_deref(),
+                self.limits.statement_timeout,
+                work,
+            )),
+            in_flight: None,
+            cancelling: None,
+            conn: self,
         }
     }
 
@@ -475,7 +550,10 @@ impl PgConnection {
             Some(sent) => match &self.limits.timer {
                 Some(timer) => {
                     let bound = self.limits.statement_timeout;
-                    if crate::timer::within(&**timer, bound, sent).await.is_none() {
+                    if crate::timer::within(Some(&**timer), bound, sent)
+                        .await
+                        .is_none()
+                    {
                         tracing::debug!("cancelling a timed-out statement timed out");
                     }
                 }

@@ -55,7 +55,7 @@ where
     let Some(timer) = timer else {
         return attempts.await;
     };
-    match crate::timer::within(timer, budget, attempts).await {
+    match crate::timer::within(Some(timer), budget, attempts).await {
         Some(outcome) => outcome,
         None => Err(PgError::new(
             ErrorKind::Timeout,

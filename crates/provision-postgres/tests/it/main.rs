@@ -5,6 +5,7 @@ mod abandon;
 mod bounds;
 mod cancel;
 mod connector;
+mod footprint;
 mod pooler;
 mod retry;
 mod streaming;

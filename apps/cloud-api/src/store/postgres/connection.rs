@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use provision_postgres::{Connected, PgOptions};
 use tokio_postgres::Client;
 
@@ -128,15 +129,19 @@ impl PgConnection {
 
     /// Runs one store operation under the statement deadline; a failure
     /// (or the deadline) marks an open transaction failed.
-    async fn run<T>(
+    ///
+    /// A combinator rather than an `async fn`: an `async fn` keeps its
+    /// argument apart from the future it awaits, so `operation` (a
+    /// kilobyte or more with its statement) would be held twice and
+    /// copied again on every call.
+    fn run<T>(
         &self,
         operation: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let result = match self.inner.deadline(operation).await {
-            Ok(result) => result,
-            Err(timed_out) => Err(from_pg(timed_out)),
-        };
-        self.track(result)
+    ) -> impl Future<Output = Result<T, StoreError>> {
+        self.inner.deadline(operation).map(move |outcome| {
+            let result = outcome.unwrap_or_else(|timed_out| Err(from_pg(timed_out)));
+            self.track(result)
+        })
     }
 
     fn track<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
