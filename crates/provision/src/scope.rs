@@ -238,14 +238,11 @@ impl RequestScope {
     ) -> Result<AnyArc, Error> {
         let registry = &self.inner.registry;
         let build = || {
-            budget.build(
-                registry,
-                info,
-                stats,
-                registry.build_value(info, stats, Resolver::request(self)),
-            )
+            budget.build(registry, info, stats, || {
+                registry.build_value(info, stats, Resolver::request(self))
+            })
         };
-        let acquisition = async {
+        let acquisition = move || async move {
             if transient {
                 let built = build().await?;
                 let acquired = Acquired {

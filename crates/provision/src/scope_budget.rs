@@ -143,12 +143,16 @@ impl ScopeBudget {
     /// for them), then runs `build`. The
     /// slots are kept by the scope once the value is built, and given back
     /// at once if it is not.
+    ///
+    /// `build` makes the build's future, rather than being it: taken by
+    /// value, a future would be kept twice in this one (an `async fn`
+    /// keeps its arguments apart from what it awaits), as in [`timed`](Self::timed).
     pub(crate) async fn build<Fut, T>(
         &self,
         registry: &Registry,
         info: &'static ServiceInfo,
         stats: &ServiceStats,
-        build: Fut,
+        build: impl FnOnce() -> Fut,
     ) -> Result<T, Error>
     where
         Fut: Future<Output = Result<T, Error>>,
@@ -162,7 +166,7 @@ impl ScopeBudget {
                 permits.push(cap.acquire().await);
             }
         }
-        let value = build.await?;
+        let value = build().await?;
         if !permits.is_empty() {
             self.lock().permits.append(&mut permits);
         }
@@ -173,18 +177,22 @@ impl ScopeBudget {
     /// (time with several acquisitions in progress counts once), and if it
     /// is still running when the limit is reached it is dropped and
     /// refused with a `503`.
+    ///
+    /// `acquisition` makes the acquisition's future: taken by value, the
+    /// future would be kept twice here, once as the argument and once
+    /// pinned below.
     pub(crate) async fn timed<Fut>(
         &self,
         registry: &Registry,
         info: &'static ServiceInfo,
         stats: &ServiceStats,
-        acquisition: Fut,
+        acquisition: impl FnOnce() -> Fut,
     ) -> Result<crate::service::AnyArc, Error>
     where
         Fut: Future<Output = Result<crate::service::AnyArc, Error>>,
     {
         let Some(limit) = self.acquire_wait() else {
-            return acquisition.await;
+            return acquisition().await;
         };
         let Some(timer) = registry.timer() else {
             return Err(Error::new(format!(
@@ -197,7 +205,7 @@ impl ScopeBudget {
         };
         let waiting = Waiting::start(self, timer.as_ref());
         let remaining = limit.saturating_sub(waiting.spent_at_start);
-        let mut acquisition = pin!(acquisition);
+        let mut acquisition = pin!(acquisition());
         let mut sleep = None;
         let outcome = poll_fn(|cx| {
             if let Poll::Ready(output) = acquisition.as_mut().poll(cx) {

@@ -215,7 +215,8 @@ impl Store {
             }
         };
         if let Some(value) = lost {
-            release_all(
+            // Boxed, as in `finish_build`.
+            Box::pin(release_all(
                 vec![Acquired {
                     info,
                     value,
@@ -225,7 +226,7 @@ impl Store {
                 Exit::Cancelled,
                 report,
                 None,
-            )
+            ))
             .await;
         }
         kept
@@ -278,7 +279,10 @@ impl Store {
                     waiters.complete(Err(error.clone()));
                 }
                 drop(result);
-                release_all(
+                // Boxed: held inline, this rare release would make the
+                // future of every build (and of every future that awaits
+                // one) several hundred bytes larger, each copied as it moves.
+                Box::pin(release_all(
                     vec![Acquired {
                         info,
                         value,
@@ -288,7 +292,7 @@ impl Store {
                     Exit::Cancelled,
                     report,
                     None,
-                )
+                ))
                 .await;
                 Err(error)
             }
@@ -315,7 +319,8 @@ impl Store {
             }
         };
         let error = closed_error(late.info);
-        release_all(vec![late], Exit::Cancelled, report, None).await;
+        // Boxed, as in `finish_build`.
+        Box::pin(release_all(vec![late], Exit::Cancelled, report, None)).await;
         Err(error)
     }
 
