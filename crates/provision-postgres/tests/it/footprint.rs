@@ -28,10 +28,16 @@ async fn connection() -> PgConnection {
     PgConnection::from_connected(Connected::new(client, ended), &PgOptions::default())
 }
 
-/// What the deadline may add to the statement: the tokio sleep it arms
-/// when the statement has to wait, and a few words of its own.
-fn allowance() -> usize {
-    size_of::<tokio::time::Sleep>() + 128
+/// Fails unless `bounded` (`what` under the deadline) is at most `alone`
+/// (`what` by itself) plus what the deadline may add: the tokio sleep it
+/// arms when the work has to wait, and a few words of its own.
+fn assert_adds_only_the_timer(what: &str, alone: usize, bounded: usize) {
+    let allowance = size_of::<tokio::time::Sleep>() + 128;
+    assert!(
+        bounded <= alone + allowance,
+        "{what}'s future is {alone} bytes, under the deadline {bounded} \
+         (allowed: {allowance} more)"
+    );
 }
 
 #[tokio::test]
@@ -40,13 +46,7 @@ async fn guard_adds_the_timer_not_a_second_copy_of_the_statement() {
     let statement = conn.client().query_typed("SELECT 1::int4", &[]);
     let alone = size_of_val(&statement);
     let guarded = conn.guard(statement);
-    let bounded = size_of_val(&guarded);
-    assert!(
-        bounded <= alone + allowance(),
-        "the statement's future is {alone} bytes, under the deadline {bounded} \
-         (allowed: {} more)",
-        allowance()
-    );
+    assert_adds_only_the_timer("the statement", alone, size_of_val(&guarded));
     let rows = guarded.await.expect("SELECT 1");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i32>(0), 1);
@@ -65,13 +65,7 @@ async fn deadline_adds_the_timer_not_a_second_copy_of_the_work() {
     };
     let alone = size_of_val(&work);
     let bounded_work = conn.deadline(work);
-    let bounded = size_of_val(&bounded_work);
-    assert!(
-        bounded <= alone + allowance(),
-        "the work's future is {alone} bytes, under the deadline {bounded} \
-         (allowed: {} more)",
-        allowance()
-    );
+    assert_adds_only_the_timer("the work", alone, size_of_val(&bounded_work));
     let sum = bounded_work
         .await
         .expect("within the deadline")
