@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use provision::integration::{RegistryControl, ScopeControl};
 use provision_postgres::{Connect, Connected, Connecting, PgConn, PgError, PgOptions, Postgres};
 
+use crate::support::eventually;
+
 /// Fails the first `failures` connects as transient, then connects with
 /// tokio-postgres and drives the connection on a task of its own.
 struct FlakyHost {
@@ -82,19 +84,23 @@ async fn a_host_connector_is_retried_and_closed() {
         .close(provision::Exit::from_status(http::StatusCode::OK))
         .await;
     assert_eq!(registry.probe().releases::<PgConn>(), 1);
-    let open: i64 = {
-        let (admin, connection) = tokio_postgres::connect(&cluster.url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        admin
+    // The backend leaves pg_stat_activity once it has seen the client go,
+    // a moment after the client's side is closed: waited for, bounded.
+    let (admin, connection) = tokio_postgres::connect(&cluster.url(&db), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let app_name = format!("it-host-{db}");
+    eventually("the host's connection to close on the server", || async {
+        let open: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&format!("it-host-{db}")],
+                &[&app_name],
             )
             .await
             .unwrap()
-            .get(0)
-    };
-    assert_eq!(open, 0);
+            .get(0);
+        open == 0
+    })
+    .await;
 }
