@@ -29,6 +29,8 @@ pub mod jobs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod log_fields;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod log_line;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod log_time;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod log_writer;

@@ -99,8 +99,8 @@ fn main() -> ExitCode {
 /// thread and handed to a writer thread that writes the lines gathered in
 /// one `write(2)`, without dropping any (`cloud_api::log_writer`). The
 /// line is tracing-subscriber's own text, its timestamp worked out once a
-/// second (`log_time`) and its fields written without painting
-/// (`log_fields`). The returned guard writes what is left when dropped:
+/// second (`log_time`), its fields written without painting (`log_fields`)
+/// and the rest of it as plain strings (`log_line`). The returned guard writes what is left when dropped:
 /// keep it until exit.
 fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     use tracing_subscriber::filter::Targets;
@@ -113,7 +113,9 @@ fn init_tracing() -> cloud_api::log_writer::FlushGuard {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_timer(cloud_api::log_time::CachedUtc)
+                .event_format(cloud_api::log_line::PlainLine::new(
+                    cloud_api::log_time::CachedUtc,
+                ))
                 .fmt_fields(cloud_api::log_fields::PlainFields)
                 .with_writer(writer)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),

@@ -1,13 +1,16 @@
 //! `cloud_api::log_fields::PlainFields` writes what tracing-subscriber's
-//! `DefaultFields` writes, byte for byte: the same events through two
-//! subscribers that differ only in their field formatter, without colours
-//! and with them.
+//! `DefaultFields` writes, and `cloud_api::log_line::PlainLine` what its
+//! `Full` format writes, byte for byte: the same events through two
+//! subscribers that differ only in the formatter under test, without
+//! colours and with them.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use cloud_api::log_fields::PlainFields;
-use tracing_subscriber::fmt::format::DefaultFields;
+use cloud_api::log_line::PlainLine;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
 
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<u8>>>);
@@ -77,6 +80,8 @@ fn events() {
     );
     tracing::info!(value = ?Some(vec![1, 2]), "debug");
     tracing::info!(only = 1u64);
+    tracing::debug!(level = "debug", "below info");
+    tracing::trace!(target: "elsewhere", "the lowest level, another target");
     tracing::info!(empty = "", "");
     let span = tracing::info_span!("request", id = 7u64, method = %"POST", path = "/x");
     span.in_scope(|| {
@@ -129,5 +134,55 @@ fn the_access_line_reads_as_before() {
             "answered id=2301 method=GET route=/api/users/{id} status=200 latency_us=47"
         ),
         "{first}"
+    );
+}
+
+/// The same instant on every line, so that two runs compare equal.
+#[derive(Clone)]
+struct Fixed;
+
+impl FormatTime for Fixed {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        w.write_str("2026-12-01T05:40:00.123456Z")
+    }
+}
+
+/// The events through `PlainLine` (`plain`) or tracing-subscriber's `Full`
+/// format, both with `PlainFields`, every level on.
+fn lines(plain: bool, ansi: bool) -> String {
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(ansi)
+        .with_max_level(tracing::Level::TRACE)
+        .fmt_fields(PlainFields);
+    if plain {
+        let subscriber = builder.event_format(PlainLine::new(Fixed)).finish();
+        tracing::subscriber::with_default(subscriber, events);
+    } else {
+        tracing::subscriber::with_default(builder.with_timer(Fixed).finish(), events);
+    }
+    String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn plain_line_writes_what_the_full_format_writes() {
+    for ansi in [false, true] {
+        let full = lines(false, ansi);
+        let plain = lines(true, ansi);
+        assert_eq!(full.lines().count(), 15, "ansi {ansi}:\n{full}");
+        for (line, (f, p)) in full.lines().zip(plain.lines()).enumerate() {
+            assert_eq!(p, f, "ansi {ansi}, line {line}");
+        }
+        assert_eq!(plain, full, "ansi {ansi}");
+    }
+    // The access line, as the server writes it.
+    let plain = lines(true, false);
+    assert!(
+        plain.lines().next().unwrap().starts_with(
+            "2026-12-01T05:40:00.123456Z  INFO it::log_fields: answered id=2301 method=GET"
+        ),
+        "{plain}"
     );
 }
