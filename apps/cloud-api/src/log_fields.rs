@@ -138,10 +138,12 @@ impl Visit for PlainVisitor<'_> {
         );
     }
 
+    // Integers (a status, a latency) through `itoa`, the digits `Display`
+    // writes without `core::fmt`'s padding on the way.
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.record(
             field,
-            |w| write!(w, "{value}"),
+            |w| w.write_str(itoa::Buffer::new().format(value)),
             |default| default.record_u64(field, value),
         );
     }
@@ -149,7 +151,7 @@ impl Visit for PlainVisitor<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.record(
             field,
-            |w| write!(w, "{value}"),
+            |w| w.write_str(itoa::Buffer::new().format(value)),
             |default| default.record_i64(field, value),
         );
     }
