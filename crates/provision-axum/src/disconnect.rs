@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, panic_message};
+use provision::integration::{CatchUnwind, RegistryControl, ScopeControl, Scoped, panic_message};
 use provision::{Exit, Registry, RequestScope};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -327,13 +327,21 @@ where
                 Some(registry) => {
                     // Carries the request's span onto the task it may move
                     // to, so its settle and release spans stay in the trace.
+                    // The route in its own scope, boxed on its own and
+                    // handed to `run` by pointer: the route's future is
+                    // held once (an `async fn` keeps what it is given
+                    // apart from what it awaits).
+                    let request = Box::pin(registry.request(CatchUnwind::new(RouteToEnd::new(
+                        route,
+                        provision::integration::current_budgets(),
+                        read_to_end,
+                    ))));
                     let running: Running = Box::pin(tracing::Instrument::instrument(
                         run(
                             registry,
-                            route,
+                            request,
                             this.finish.clone(),
                             this.background.clone(),
-                            provision::integration::current_budgets(),
                         ),
                         crate::span::for_task(),
                     ));
@@ -482,44 +490,20 @@ enum Cut {
     Shutdown,
 }
 
-/// The route in its own scope, to completion or its deadline, settled and
-/// closed: what to answer, and how it ended.
-async fn run<F, ResBody>(
+/// The route's run in its scope (`request`), to completion or its
+/// deadline, settled and closed: what to answer, and how it ended.
+async fn run<F>(
     registry: Registry,
-    route: F,
+    request: Pin<Box<Scoped<CatchUnwind<F>>>>,
     finish: Finish,
     background: Option<Background>,
-    budgets: Vec<provision::Budget>,
 ) -> Ran
 where
-    F: Future<Output = Result<Response<ResBody>, Infallible>>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
+    F: Future<Output = Result<Response<Body>, axum::Error>>,
 {
     let deadline = finish.deadline;
-    // In place (this whole future is boxed already), in an `Option` so that
-    // it can be dropped before the scope is settled.
-    let mut request = std::pin::pin!(Some(registry.request(CatchUnwind::new(async move {
-        // The route's own scope is under the request's budgets (a budget
-        // layer outside this one).
-        if !budgets.is_empty()
-            && let Some(scope) = RequestScope::current()
-        {
-            for budget in &budgets {
-                scope.apply_budget(budget);
-            }
-        }
-        // The body too: it may still use the request's services.
-        let response = match route.await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let (parts, body) = response.into_parts();
-        match read_to_end(Body::new(body)).await {
-            Ok(body) => Ok(Response::from_parts(parts, body)),
-            Err(error) => Err(error),
-        }
-    }))));
+    // In an `Option` so that it can be dropped before the scope is settled.
+    let mut request = Some(request);
     // The deadline needs tokio's clock; on a host without it (Workers) the
     // background's clock keeps it, capped by the host's own bound.
     let mut deadline = deadline;
@@ -533,7 +517,7 @@ where
                 None => std::future::pending().await,
             }
         };
-        let route = request.as_mut().as_pin_mut().expect("set above");
+        let route = request.as_mut().expect("set above").as_mut();
         let mut bounded = std::pin::pin!(tokio::time::timeout(deadline, route));
         let mut shutdown_cut = std::pin::pin!(shutdown_cut);
         std::future::poll_fn(|cx| {
@@ -544,7 +528,7 @@ where
         })
         .await
     } else {
-        let route = request.as_mut().as_pin_mut().expect("set above");
+        let route = request.as_mut().expect("set above").as_mut();
         crate::background::within_host_deadline(background.as_ref(), deadline, route)
             .await
             .map_err(|kept| {
@@ -554,10 +538,9 @@ where
     };
     let scope = request
         .as_mut()
-        .as_pin_mut()
-        .and_then(|request| request.take_scope());
+        .and_then(|request| request.as_mut().take_scope());
     // The route's own handles go before anything is released.
-    request.set(None);
+    drop(request);
     let (response, exit) = match polled {
         Err(Cut::Shutdown) => {
             finish
@@ -621,6 +604,89 @@ where
         scope.close(exit).await;
     }
     Ran { response, exit }
+}
+
+pin_project_lite::pin_project! {
+    /// What runs in a `finish` route's scope: the request's budgets put on
+    /// the scope, the route, then its body read to the end by `read` (the
+    /// body too may still use the request's services). Written out rather
+    /// than an `async` block, which would hold the route's future twice:
+    /// as what it captured and as what it awaits.
+    struct RouteToEnd<F, ResBody, M, R> {
+        budgets: Vec<provision::Budget>,
+        read: Option<M>,
+        #[pin]
+        step: Step<F, R>,
+        // The route's body type, which `read` is given.
+        _body: std::marker::PhantomData<fn() -> ResBody>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StepProj]
+    enum Step<F, R> {
+        Route { #[pin] route: F },
+        Body { parts: Option<http::response::Parts>, #[pin] reading: R },
+    }
+}
+
+impl<F, ResBody, M, R> RouteToEnd<F, ResBody, M, R>
+where
+    M: FnOnce(Body) -> R,
+{
+    fn new(route: F, budgets: Vec<provision::Budget>, read: M) -> Self {
+        RouteToEnd {
+            budgets,
+            read: Some(read),
+            step: Step::Route { route },
+            _body: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, ResBody, M, R> Future for RouteToEnd<F, ResBody, M, R>
+where
+    F: Future<Output = Result<Response<ResBody>, Infallible>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+    M: FnOnce(Body) -> R,
+    R: Future<Output = Result<Body, axum::Error>>,
+{
+    type Output = Result<Response<Body>, axum::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        // The route's own scope is under the request's budgets (a budget
+        // layer outside this one): put on it at the first poll, inside it.
+        if !this.budgets.is_empty()
+            && let Some(scope) = RequestScope::current()
+        {
+            for budget in std::mem::take(this.budgets) {
+                scope.apply_budget(&budget);
+            }
+        }
+        loop {
+            match this.step.as_mut().project() {
+                StepProj::Route { route } => {
+                    let response = match std::task::ready!(route.poll(cx)) {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    let (parts, body) = response.into_parts();
+                    let read = this.read.take().expect("the route answers once");
+                    this.step.set(Step::Body {
+                        parts: Some(parts),
+                        reading: read(Body::new(body)),
+                    });
+                }
+                StepProj::Body { parts, reading } => {
+                    let body = std::task::ready!(reading.poll(cx))?;
+                    let parts = parts.take().expect("polled after completion");
+                    return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                }
+            }
+        }
+    }
 }
 
 /// The whole of `body`, read now, as a body in memory. Most answers are one
