@@ -325,8 +325,6 @@ where
             // opening the request's own scope, which this route does not use.
             this.run = Some(match provision::integration::current_registry() {
                 Some(registry) => {
-                    // Carries the request's span onto the task it may move
-                    // to, so its settle and release spans stay in the trace.
                     // The route in its own scope, boxed on its own and
                     // handed to `run` by pointer: the route's future is
                     // held once (an `async fn` keeps what it is given
@@ -336,6 +334,8 @@ where
                         provision::integration::current_budgets(),
                         read_to_end,
                     ))));
+                    // Carries the request's span onto the task it may move
+                    // to, so its settle and release spans stay in the trace.
                     let running: Running = Box::pin(tracing::Instrument::instrument(
                         run(
                             registry,
