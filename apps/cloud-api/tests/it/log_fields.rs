@@ -112,17 +112,20 @@ fn formatted(plain: bool, ansi: bool) -> String {
 #[test]
 fn plain_fields_write_what_default_fields_write() {
     for ansi in [false, true] {
-        let default = formatted(false, ansi);
-        let plain = formatted(true, ansi);
-        // The events all reached the log (a formatter that wrote nothing
-        // would compare equal to one that also wrote nothing).
-        assert_eq!(default.lines().count(), 13, "ansi {ansi}:\n{default}");
-        assert!(default.contains("answered"), "{default}");
-        for (line, (d, p)) in default.lines().zip(plain.lines()).enumerate() {
-            assert_eq!(p, d, "ansi {ansi}, line {line}");
-        }
-        assert_eq!(plain, default, "ansi {ansi}");
+        assert_same_text(&formatted(false, ansi), &formatted(true, ansi), 13, ansi);
     }
+}
+
+/// `ours` is `theirs`, line by line (the first that differs is named),
+/// and both hold all `lines` events: a formatter that wrote nothing would
+/// compare equal to one that also wrote nothing.
+fn assert_same_text(theirs: &str, ours: &str, lines: usize, ansi: bool) {
+    assert_eq!(theirs.lines().count(), lines, "ansi {ansi}:\n{theirs}");
+    assert!(theirs.contains("answered"), "{theirs}");
+    for (line, (t, o)) in theirs.lines().zip(ours.lines()).enumerate() {
+        assert_eq!(o, t, "ansi {ansi}, line {line}");
+    }
+    assert_eq!(ours, theirs, "ansi {ansi}");
 }
 
 #[test]
@@ -169,13 +172,7 @@ fn lines(plain: bool, ansi: bool) -> String {
 #[test]
 fn plain_line_writes_what_the_full_format_writes() {
     for ansi in [false, true] {
-        let full = lines(false, ansi);
-        let plain = lines(true, ansi);
-        assert_eq!(full.lines().count(), 15, "ansi {ansi}:\n{full}");
-        for (line, (f, p)) in full.lines().zip(plain.lines()).enumerate() {
-            assert_eq!(p, f, "ansi {ansi}, line {line}");
-        }
-        assert_eq!(plain, full, "ansi {ansi}");
+        assert_same_text(&lines(false, ansi), &lines(true, ansi), 15, ansi);
     }
     // The access line, as the server writes it.
     let plain = lines(true, false);
