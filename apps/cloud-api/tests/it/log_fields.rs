@@ -91,22 +91,30 @@ fn events() {
     });
 }
 
-fn formatted(plain: bool, ansi: bool) -> String {
+/// What `events` writes through the subscriber `make` builds around a
+/// sink.
+fn written<S>(make: impl FnOnce(Lines) -> S) -> String
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
     let lines = Lines::default();
-    let sink = lines.clone();
-    let builder = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(ansi)
-        .without_time();
-    if plain {
-        tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), events);
-    } else {
-        tracing::subscriber::with_default(
-            builder.fmt_fields(DefaultFields::new()).finish(),
-            events,
-        );
-    }
+    tracing::subscriber::with_default(make(lines.clone()), events);
     String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+}
+
+/// The events through `PlainFields` (`plain`) or `DefaultFields`.
+fn formatted(plain: bool, ansi: bool) -> String {
+    let builder = move |sink: Lines| {
+        tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(ansi)
+            .without_time()
+    };
+    if plain {
+        written(|sink| builder(sink).fmt_fields(PlainFields).finish())
+    } else {
+        written(|sink| builder(sink).fmt_fields(DefaultFields::new()).finish())
+    }
 }
 
 #[test]
@@ -153,20 +161,18 @@ impl FormatTime for Fixed {
 /// The events through `PlainLine` (`plain`) or tracing-subscriber's `Full`
 /// format, both with `PlainFields`, every level on.
 fn lines(plain: bool, ansi: bool) -> String {
-    let lines = Lines::default();
-    let sink = lines.clone();
-    let builder = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(ansi)
-        .with_max_level(tracing::Level::TRACE)
-        .fmt_fields(PlainFields);
+    let builder = move |sink: Lines| {
+        tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(ansi)
+            .with_max_level(tracing::Level::TRACE)
+            .fmt_fields(PlainFields)
+    };
     if plain {
-        let subscriber = builder.event_format(PlainLine::new(Fixed)).finish();
-        tracing::subscriber::with_default(subscriber, events);
+        written(|sink| builder(sink).event_format(PlainLine::new(Fixed)).finish())
     } else {
-        tracing::subscriber::with_default(builder.with_timer(Fixed).finish(), events);
+        written(|sink| builder(sink).with_timer(Fixed).finish())
     }
-    String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
 }
 
 #[test]
