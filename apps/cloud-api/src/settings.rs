@@ -61,7 +61,9 @@ pub struct Settings {
     /// a burst of lists cannot take every connection from single reads and
     /// writes; a list that gets none in time (twice --acquire-timeout for
     /// the whole acquisition) gets a 503.
-    /// Defaults to half of --pool-size (at least 1).
+    /// Defaults to half of --pool-size (at least 1) in pool mode, and to no
+    /// cap in per-request mode, where there is no pool to keep connections
+    /// for.
     #[arg(long, env = "LIST_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub list_connections: Option<u32>,
 
@@ -140,11 +142,19 @@ impl Settings {
         }
     }
 
-    /// The connections the list routes may hold at once
-    /// (`--list-connections`, or half the pool).
-    pub fn list_connections(&self) -> usize {
-        let cap = self.list_connections.unwrap_or(self.pool_size / 2).max(1);
-        usize::try_from(cap).unwrap_or(usize::MAX)
+    /// The connections the list routes may hold at once: `--list-connections`,
+    /// or half the pool in pool mode; `None` (no cap) in per-request mode
+    /// unless the flag says otherwise: each request opens its own
+    /// connection and takes none from single reads and writes, so a cap
+    /// there would only queue lists behind one another, at a cost
+    /// (bench/README.md, "Per-request mode: the users list at c = 32").
+    pub fn list_connections(&self) -> Option<usize> {
+        let cap = match (self.list_connections, self.db_mode) {
+            (Some(cap), _) => cap,
+            (None, DbMode::Pool) => self.pool_size / 2,
+            (None, DbMode::PerRequest) => return None,
+        };
+        Some(usize::try_from(cap.max(1)).unwrap_or(usize::MAX))
     }
 
     /// The SQLite file used when there is no database URL.
@@ -182,6 +192,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lists_are_capped_at_half_the_pool_unless_there_is_no_pool_or_a_flag() {
+        let mut settings = Settings::for_database(None, PathBuf::from("data"));
+        settings.pool_size = 16;
+        assert_eq!(settings.list_connections(), Some(8));
+        settings.pool_size = 1;
+        assert_eq!(settings.list_connections(), Some(1), "at least one");
+        settings.db_mode = DbMode::PerRequest;
+        assert_eq!(settings.list_connections(), None);
+        settings.list_connections = Some(3);
+        assert_eq!(settings.list_connections(), Some(3));
+        settings.db_mode = DbMode::Pool;
+        assert_eq!(settings.list_connections(), Some(3));
+    }
 
     #[test]
     fn durations_parse_with_units_and_refuse_nonsense() {

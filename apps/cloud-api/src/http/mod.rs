@@ -131,14 +131,19 @@ pub fn router_with_finish(
 /// list may spend twice `--acquire-timeout` acquiring in all (a slot, then
 /// the connection, whose own bound is `--acquire-timeout`, so an
 /// unreachable database still answers with its own 503 first), and then
-/// gets a 503 (`provision_budget_exceeded_total` counts it). On Workers there is no shared pool to protect (a connection
-/// per request) and no provision timer, so the budget limits nothing.
+/// gets a 503 (`provision_budget_exceeded_total` counts it).
+///
+/// With a connection per request there is no shared pool to protect: in
+/// per-request mode (unless `--list-connections` is given) and on Workers
+/// (no provision timer either) the budget is empty and limits nothing.
 pub fn list_budget(registry: &Registry) -> Budget {
     let settings = registry.app::<crate::settings::Settings>();
     match settings {
         Some(settings) if cfg!(not(target_arch = "wasm32")) => {
-            let lists = BudgetGroup::new("lists")
-                .max_held::<crate::services::Conn>(settings.list_connections());
+            let Some(cap) = settings.list_connections() else {
+                return Budget::new();
+            };
+            let lists = BudgetGroup::new("lists").max_held::<crate::services::Conn>(cap);
             Budget::new()
                 .group(&lists)
                 .acquire_wait(settings.acquire_timeout * 2)

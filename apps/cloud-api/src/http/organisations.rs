@@ -43,7 +43,7 @@ pub async fn create(
 /// The organisations the caller belongs to, with their role in each.
 ///
 /// A list route: the list routes share at most `--list-connections`
-/// database connections at once (half the pool by default), so that a
+/// database connections at once (in pool mode, half the pool by default), so that a
 /// burst of lists leaves connections for single reads and writes; a list
 /// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/orgs", tag = "organisations", security(("bearer" = [])),
@@ -61,7 +61,7 @@ pub async fn list_mine(
 /// The members of an organisation (admins only).
 ///
 /// A list route: the list routes share at most `--list-connections`
-/// database connections at once (half the pool by default), so that a
+/// database connections at once (in pool mode, half the pool by default), so that a
 /// burst of lists leaves connections for single reads and writes; a list
 /// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/orgs/{org_id}/members", tag = "organisations",

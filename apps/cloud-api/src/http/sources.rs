@@ -33,7 +33,7 @@ async fn scope_for(
 /// scope in it.
 ///
 /// A list route: the list routes share at most `--list-connections`
-/// database connections at once (half the pool by default), so that a
+/// database connections at once (in pool mode, half the pool by default), so that a
 /// burst of lists leaves connections for single reads and writes; a list
 /// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/scopes", tag = "scopes", security(("bearer" = [])),
@@ -48,7 +48,7 @@ pub async fn list_scopes(me: SignedIn, conn: Lazy<Conn>) -> Result<Json<Vec<Scop
 /// The sources of a scope.
 ///
 /// A list route: the list routes share at most `--list-connections`
-/// database connections at once (half the pool by default), so that a
+/// database connections at once (in pool mode, half the pool by default), so that a
 /// burst of lists leaves connections for single reads and writes; a list
 /// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/scopes/{scope_id}/sources", tag = "sources",

@@ -24,7 +24,7 @@ use crate::services::{Conn, Tx};
 /// never listed.
 ///
 /// A list route: the list routes share at most `--list-connections`
-/// database connections at once (half the pool by default), so that a
+/// database connections at once (in pool mode, half the pool by default), so that a
 /// burst of lists leaves connections for single reads and writes; a list
 /// that gets none in time (twice the acquire timeout) is answered 503.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Pagination),

@@ -133,6 +133,49 @@ async fn the_list_routes_hold_at_most_m_connections_under_4m_lists_and_refuse_th
     Arc::into_inner(app).unwrap().stop().await;
 }
 
+#[tokio::test]
+async fn per_request_mode_does_not_cap_the_lists_unless_told_to() {
+    // There is no pool to keep connections for, so `--pool-size` (here 2,
+    // which would make the pool-mode default cap 1) must not hold the lists
+    // back: all three hold a connection at once.
+    const LISTS: i64 = 3;
+    let (mut settings, keep) = support::settings(Backend::PostgresPerRequest);
+    settings.pool_size = 2;
+    assert_eq!(settings.list_connections, None, "the default, not a flag");
+    let app = Arc::new(TestApp::start_with(settings, keep, |s| s).await);
+    let (_, token) = app.user("Ada", "ada@example.com").await;
+    let t = Some(token.as_str());
+    app.post("/api/orgs", &[], t, json!({"name": "Acme"}))
+        .await
+        .expect(201);
+    let scopes = app.get("/api/scopes", &[], t).await.expect(200);
+    let scope = scopes.body[0]["id"].as_i64().unwrap();
+    let observer = app.observer().await;
+
+    let locker = app.observer().await;
+    locker
+        .batch_execute("begin; lock table sources in access exclusive mode")
+        .await
+        .unwrap();
+    let mut lists = tokio::task::JoinSet::new();
+    for _ in 0..LISTS {
+        let (app, token) = (app.clone(), token.clone());
+        lists.spawn(async move {
+            app.get("/api/scopes/{scope_id}/sources", &[&scope], Some(&token))
+                .await
+        });
+    }
+    until_connections(&observer, true, LISTS).await;
+
+    locker.batch_execute("rollback").await.unwrap();
+    while let Some(reply) = lists.join_next().await {
+        reply.unwrap().expect(200);
+    }
+    assert_eq!(app.metrics.budget_refusals("Conn", BudgetLimit::MaxHeld), 0);
+    until_connections(&observer, false, 0).await;
+    Arc::into_inner(app).unwrap().stop().await;
+}
+
 /// A test-only transient service: a database connection per ask.
 struct Statement(Conn);
 impl Provide for Statement {
