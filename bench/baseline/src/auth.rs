@@ -8,12 +8,13 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_postgres::types::Type;
 
-use crate::AppState;
 use crate::db::Conn;
 use crate::error::{ApiError, db_error};
 use crate::users::{User, user_from_row};
+use crate::{AppState, ListCap};
 
 /// One of the caller's memberships.
 #[allow(dead_code)] // Loaded as cloud-api does; these endpoints do not read it.
@@ -30,57 +31,110 @@ pub struct Authed {
     pub conn: Conn,
 }
 
+/// [`Authed`] for a list route: in pool mode the connection is taken under
+/// the list routes' cap, as cloud-api's `lists` budget group does (half the
+/// pool; the slot, the connection and authentication within twice the
+/// acquire timeout, else a 503). The slot goes back with the connection.
+#[allow(dead_code)] // Held, never read.
+pub struct ListAuthed {
+    pub authed: Authed,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
 const INVALID: &str = "the bearer token is invalid or has been revoked";
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let conn = state.db.connect(&state.metrics).await?;
-        let Some((id, secret)) = parse_token(token) else {
-            return Err(ApiError::unauthorized(INVALID));
+        authenticate(parts, state, None)
+            .await
+            .map(|(authed, _)| authed)
+    }
+}
+
+impl FromRequestParts<AppState> for ListAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(lists) = &state.lists else {
+            let authed = authenticate(parts, state, None).await?.0;
+            return Ok(ListAuthed { authed, slot: None });
         };
-        let row = conn
-            .query_typed_opt(
-                "SELECT t.hash, u.id, u.name, u.email, \
+        let within = tokio::time::timeout(lists.wait, authenticate(parts, state, Some(lists)));
+        let (authed, slot) = within.await.map_err(|_| {
+            ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "no connection of the list routes' share came free in time; try again shortly",
+            )
+        })??;
+        Ok(ListAuthed { authed, slot })
+    }
+}
+
+/// The token's shape, a slot of `lists` if given, the connection, then the
+/// token and the caller's memberships from the database.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    lists: Option<&ListCap>,
+) -> Result<(Authed, Option<OwnedSemaphorePermit>), ApiError> {
+    let token = bearer_token(parts)?;
+    let slot = match lists {
+        Some(lists) => Some(
+            lists
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::unavailable())?,
+        ),
+        None => None,
+    };
+    let conn = state.db.connect(&state.metrics).await?;
+    let Some((id, secret)) = parse_token(token) else {
+        return Err(ApiError::unauthorized(INVALID));
+    };
+    let row = conn
+        .query_typed_opt(
+            "SELECT t.hash, u.id, u.name, u.email, \
                  to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
                  AS created_at FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
-                &[(&id, Type::INT8)],
-            )
-            .await
-            .map_err(db_error)?
-            .ok_or(ApiError::unauthorized(INVALID))?;
-        let stored: &str = row.try_get("hash").map_err(|_| ApiError::internal())?;
-        if !constant_time_eq(
-            hex(&Sha256::digest(secret.as_bytes())).as_bytes(),
-            stored.as_bytes(),
-        ) {
-            return Err(ApiError::unauthorized(INVALID));
-        }
-        let user = user_from_row(&row)?;
-        let rows = conn
-            .query_typed(
-                "SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY org_id",
-                &[(&user.id, Type::INT8)],
-            )
-            .await
-            .map_err(db_error)?;
-        let memberships = rows
-            .iter()
-            .map(|row| {
-                Ok(Membership {
-                    org_id: row.try_get("org_id").map_err(|_| ApiError::internal())?,
-                    role: row.try_get("role").map_err(|_| ApiError::internal())?,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?;
-        Ok(Authed {
-            user,
-            memberships,
-            conn,
-        })
+            &[(&id, Type::INT8)],
+        )
+        .await
+        .map_err(db_error)?
+        .ok_or(ApiError::unauthorized(INVALID))?;
+    let stored: &str = row.try_get("hash").map_err(|_| ApiError::internal())?;
+    if !constant_time_eq(
+        hex(&Sha256::digest(secret.as_bytes())).as_bytes(),
+        stored.as_bytes(),
+    ) {
+        return Err(ApiError::unauthorized(INVALID));
     }
+    let user = user_from_row(&row)?;
+    let rows = conn
+        .query_typed(
+            "SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY org_id",
+            &[(&user.id, Type::INT8)],
+        )
+        .await
+        .map_err(db_error)?;
+    let memberships = rows
+        .iter()
+        .map(|row| {
+            Ok(Membership {
+                org_id: row.try_get("org_id").map_err(|_| ApiError::internal())?,
+                role: row.try_get("role").map_err(|_| ApiError::internal())?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    let authed = Authed {
+        user,
+        memberships,
+        conn,
+    };
+    Ok((authed, slot))
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {

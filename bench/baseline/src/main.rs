@@ -30,6 +30,7 @@ mod users;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -81,6 +82,19 @@ struct Args {
 pub struct AppState {
     db: Db,
     metrics: Metrics,
+    /// The list routes' cap (pool mode), as cloud-api's `lists` group.
+    lists: Option<ListCap>,
+}
+
+/// At most half the pool's connections for the list routes, so that a burst
+/// of lists leaves connections to single reads and writes: cloud-api's
+/// `--list-connections` default. In per-request mode there is no pool to
+/// keep connections for, and cloud-api sets no cap either.
+#[derive(Clone)]
+pub struct ListCap {
+    slots: Arc<tokio::sync::Semaphore>,
+    /// For the slot, the connection and authentication together.
+    wait: Duration,
 }
 
 fn router(state: AppState, body_limit: usize) -> Router {
@@ -157,9 +171,14 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         DbMode::Pool => Db::pool(&args.database_url, args.pool_size, timeout)?,
         DbMode::PerRequest => Db::per_request(&args.database_url, timeout)?,
     };
+    let lists = (args.db_mode == DbMode::Pool).then(|| ListCap {
+        slots: Arc::new(tokio::sync::Semaphore::new((args.pool_size / 2).max(1))),
+        wait: timeout * 2,
+    });
     let state = AppState {
         db: db.clone(),
         metrics,
+        lists,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

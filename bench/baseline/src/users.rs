@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use crate::auth::Authed;
+use crate::auth::{Authed, ListAuthed};
 use crate::error::{ApiError, db_error};
 
 /// The users `$1` may see: cloud-api's `visible_to_1!` (themself, the
@@ -76,7 +76,10 @@ pub fn user_from_row(row: &Row) -> Result<User, ApiError> {
 /// `GET /api/users`.
 pub async fn list(
     Query(page): Query<Pagination>,
-    Authed { conn, user, .. }: Authed,
+    ListAuthed {
+        authed: Authed { conn, user, .. },
+        ..
+    }: ListAuthed,
 ) -> Result<Json<UserList>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
