@@ -19,8 +19,10 @@
 //!
 //! Served as a production server is: hyper's http1 connection with a header
 //! read timeout (slow or idle clients are closed) and a time bound on every
-//! request (`tokio::time::timeout`, a JSON 504), cloud-api's two defaults, so
-//! that what the benchmark measures is provision, not these two guards.
+//! request (`tokio::time::timeout`, a JSON 504), cloud-api's two defaults;
+//! and in pool mode the list route under cloud-api's list cap (half the
+//! pool, `auth.rs` `ListAuthed`), so that what the benchmark measures is
+//! provision, not these guards.
 
 mod auth;
 mod db;
