@@ -381,6 +381,8 @@ pub async fn measure(
         .into());
     }
 
+    server.until_idle().await;
+
     let app = server.kind.application_name();
     let sessions_before = env.sessions().await?;
     let metric_before = server.connections_metric().await;

@@ -236,6 +236,33 @@ impl Server {
             .sum()
     }
 
+    /// Waits (at most 10 s) until the server is idle: less than 2 ms of CPU
+    /// in each of two 50 ms windows in a row. wrk closes its connections at
+    /// the end of a run with requests in flight; a hand-written server drops
+    /// them, while cloud-api completes a write whose client left (its
+    /// `finish` routes), so without this wait the writes abandoned at the
+    /// end of the warm-up would run inside the measured run and be charged
+    /// to its requests (about one `POST /api/users` per wrk connection: 256
+    /// at c = 256, half as many again as the measured run's own in
+    /// per-request mode).
+    pub async fn until_idle(&self) {
+        const WINDOW: Duration = Duration::from_millis(50);
+        const BUSY_NS: u64 = 2_000_000;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut quiet = 0;
+        let mut before = self.cpu_ns();
+        while quiet < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(WINDOW).await;
+            let now = self.cpu_ns();
+            quiet = if now.saturating_sub(before) < BUSY_NS {
+                quiet + 1
+            } else {
+                0
+            };
+            before = now;
+        }
+    }
+
     /// `db_connections_opened_total` from the server's `/metrics`.
     pub async fn connections_metric(&self) -> Option<u64> {
         let response = crate::http::request(self.port, "GET", "/metrics", &[], None)
